@@ -1,0 +1,1 @@
+"""Benchmarks: the HPO tuner benchmark suite and NAS benchmark databases."""

@@ -1,0 +1,1 @@
+"""The `nnictl` command-line tool."""

@@ -1,0 +1,1 @@
+"""Model compression: pruners, quantizers, speedup and analysis utilities."""

@@ -1,0 +1,1 @@
+"""Feature engineering: gradient and GBDT feature selectors."""

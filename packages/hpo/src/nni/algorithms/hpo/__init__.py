@@ -1,0 +1,1 @@
+"""Hyper-parameter tuning algorithms: tuners, assessors and advisors under `nni.algorithms.hpo`."""

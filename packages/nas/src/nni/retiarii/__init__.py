@@ -1,0 +1,1 @@
+"""Neural architecture search (Retiarii): model spaces, mutators, strategies, evaluators, one-shot trainers."""

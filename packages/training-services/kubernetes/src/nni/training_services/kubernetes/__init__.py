@@ -1,0 +1,1 @@
+"""Kubernetes training services: Kubeflow, FrameworkController, AdaptDL."""

@@ -1,0 +1,1 @@
+"""Local training service: runs trials as processes on this machine."""

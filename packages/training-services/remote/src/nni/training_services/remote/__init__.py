@@ -1,0 +1,1 @@
+"""Remote training service: runs trials on machines reached over SSH."""

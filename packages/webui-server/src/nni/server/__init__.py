@@ -1,0 +1,1 @@
+"""Experiment manager: engine, store, REST API and the web UI."""

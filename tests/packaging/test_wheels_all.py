@@ -1,0 +1,34 @@
+"""Install mode (b): every distribution's wheel into one fresh venv."""
+from __future__ import annotations
+
+import pytest
+
+
+pytestmark = pytest.mark.slow
+
+CHECK = r"""
+import importlib, importlib.metadata as md, json, sys
+import nni
+mods = ["nni.algorithms.hpo", "nni.retiarii", "nni.compression", "nni.feature_engineering",
+        "nni.training_services.local", "nni.training_services.remote", "nni.training_services.kubernetes",
+        "nni.server", "nni.tools.nnictl", "nni.nas.benchmarks", "nni.runtime.registry"]
+for m in mods:
+    importlib.import_module(m)
+from nni.runtime.distributions import installed_distributions
+print(json.dumps({"dists": installed_distributions(), "path": list(nni.__path__),
+                  "version": nni.__version__}))
+"""
+
+
+def test_all_wheels_in_one_venv(wheel_dir, fresh_venv, sh):
+    import json
+
+    wheels = sorted(wheel_dir.glob("*.whl"))
+    sh([fresh_venv, "-m", "pip", "install", "-q", *wheels])
+    out = json.loads(sh([fresh_venv, "-c", CHECK], cwd=fresh_venv.parent).stdout)
+    assert out["version"] == "0.1.0"
+    # One site-packages folder holds the whole namespace: no editable paths leaked in.
+    assert len(out["path"]) == 1 and "site-packages" in out["path"][0]
+    for dist in ["nni", "nni-core", "nni-hpo", "nni-nas", "nni-compress", "nni-fe", "nni-ts-local",
+                 "nni-ts-remote", "nni-ts-kubernetes", "nni-webui-server", "nni-cli", "nni-benchmarks"]:
+        assert out["dists"].get(dist) == "0.1.0", dist
