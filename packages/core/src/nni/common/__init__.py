@@ -1,0 +1,1 @@
+"""Shared pieces for NNI algorithms and the experiment front: search-space model and helpers."""

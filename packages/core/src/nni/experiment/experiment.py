@@ -1,0 +1,357 @@
+"""``nni.experiment.Experiment``: launch, watch and control an experiment from Python.
+
+Example:
+    >>> from nni.experiment import Experiment           # doctest: +SKIP
+    >>> experiment = Experiment('local')
+    >>> experiment.config.trial_command = 'python3 main.py'
+    >>> experiment.config.trial_concurrency = 2
+    >>> experiment.config.search_space = {'C': {'_type': 'uniform', '_value': [0.1, 1]}}
+    >>> experiment.config.tuner.name = 'TPE'
+    >>> experiment.run(8080)                             # blocks; True when it ends DONE
+
+The experiment runs in a manager process (``python -m nni.server``, from the
+nni-webui-server distribution); this class talks to it through the REST routes of
+:mod:`nni.runtime.rest_api`. Nothing here imports the server.
+"""
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import json
+import logging
+import os
+import random
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from ..runtime.rest_api import RestClient, RestError
+from .config import ExperimentConfig
+from .data import TrialJob, TrialMetricData, TrialResult
+
+__all__ = ["Experiment", "RunningExperimentError"]
+
+_logger = logging.getLogger("nni.experiment")
+
+INSTALL_HINT = "the experiment manager is not installed: pip install nni-webui-server (or pip install nni)"
+STARTUP_TIMEOUT = 60.0
+
+
+class RunningExperimentError(RuntimeError):
+    """The manager could not be started or reached (one-line message)."""
+
+
+def _print(message: str) -> None:
+    print(f"[{datetime.now().strftime('%Y-%m-%d %H:%M:%S')}] {message}", flush=True)
+
+
+def _new_id() -> str:
+    return "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
+
+
+def _require_server() -> None:
+    if importlib.util.find_spec("nni.server") is None or importlib.util.find_spec("nni.server.manager") is None:
+        raise RunningExperimentError(INSTALL_HINT)
+
+
+def _last_line(path: Optional[str]) -> str:
+    if not path:
+        return ""
+    try:
+        lines = [l for l in Path(path).read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    errors = [l for l in lines if l.startswith("Error:")]
+    return (errors[-1] if errors else lines[-1] if lines else "").strip()
+
+
+class Experiment:
+    """One experiment, launched here or connected to.
+
+    Args:
+        config_or_platform: an :class:`~nni.experiment.config.ExperimentConfig`, or a
+            training-service platform name (``'local'``) / list of names, which creates
+            ``self.config`` with empty ``tuner`` / ``assessor`` / ``advisor`` to fill in.
+    """
+
+    def __init__(self, config_or_platform: Union[ExperimentConfig, str, list, None] = None) -> None:
+        if isinstance(config_or_platform, ExperimentConfig):
+            self.config: Optional[ExperimentConfig] = config_or_platform
+        elif config_or_platform is None:
+            self.config = None
+        else:
+            self.config = ExperimentConfig(config_or_platform)
+        self.id: Optional[str] = None
+        self.port: Optional[int] = None
+        self.url_prefix: str = ""
+        self._process: Optional[subprocess.Popen] = None
+        self._launch_log: Optional[str] = None
+        self._atexit_registered = False
+
+    # ----- launching -----
+
+    @property
+    def _client(self) -> RestClient:
+        if self.port is None:
+            raise RunningExperimentError("the experiment is not started or connected; call start(), run() or Experiment.connect()")
+        return RestClient(self.port, prefix=self.url_prefix)
+
+    def start(self, port: int = 8080, debug: bool = False) -> None:
+        """Launch the experiment in the background and return once its REST API answers.
+
+        Call :meth:`stop` when done (it is also called when the Python process exits).
+        """
+        _require_server()
+        if self.config is None:
+            raise RunningExperimentError("no config: create the experiment with Experiment('local') or Experiment(config)")
+        canon = self.config.to_canonical_dict()
+        if debug:
+            canon["debug"] = True
+        self.id = _new_id()
+        exp_dir = Path(canon["experimentWorkingDirectory"]) / self.id
+        log_dir = exp_dir / "log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        config_path = exp_dir / "experiment_config.json"
+        config_path.write_text(json.dumps(canon, indent=2), encoding="utf-8")
+        _print(f"Creating experiment, Experiment ID: {self.id}")
+        _print("Starting web server...")
+        args = ["--config", str(config_path), "--port", str(port), "--id", self.id]
+        if debug:
+            args.append("--debug")
+        self._launch(args, port, str(log_dir / "nnictl_stderr.log"))
+        _print("Setting up...")
+        _print(f"Web UI URLs: http://127.0.0.1:{port}")
+
+    def _launch(self, args: list[str], port: int, log_path: Optional[str] = None) -> None:
+        if log_path is None:
+            fd, log_path = tempfile.mkstemp(prefix="nni-manager-", suffix=".log")
+            os.close(fd)
+        self._launch_log = log_path
+        with open(log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "nni.server", *args],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # a Ctrl-C in a notebook must not kill the manager
+            )
+        self.port = port
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        client = RestClient(port, timeout=2)
+        while True:
+            rc = self._process.poll()
+            if rc is not None:
+                reason = _last_line(log_path) or f"the manager exited with code {rc}"
+                self.port = None
+                raise RunningExperimentError(reason.removeprefix("Error: "))
+            try:
+                status = client.call("get_status")
+                if status:
+                    break
+            except (ConnectionError, RestError):
+                pass
+            if time.monotonic() > deadline:
+                self._process.kill()
+                self.port = None
+                raise RunningExperimentError(f"the manager did not answer on port {port} within {STARTUP_TIMEOUT:.0f}s; see {log_path}")
+            time.sleep(0.02)
+        if not self._atexit_registered:
+            atexit.register(self._stop_at_exit)
+            self._atexit_registered = True
+
+    def _stop_at_exit(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            try:
+                self.stop()
+            except Exception:  # noqa: BLE001 - interpreter shutdown: best effort
+                self._process.terminate()
+
+    def stop(self) -> None:
+        """Stop the experiment (its running trials are cancelled) and wait for the manager to exit."""
+        _print("Stopping experiment, please wait...")
+        if self.port is not None:
+            try:
+                self._client.call("stop_experiment")
+            except (ConnectionError, RestError):
+                pass
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        elif self.port is not None:  # connected: wait until the port stops answering
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    RestClient(self.port, timeout=1, prefix=self.url_prefix).call("get_status")
+                except (ConnectionError, RestError):
+                    break
+                time.sleep(0.1)
+        self.port = None
+        _print("Experiment stopped")
+
+    def run(self, port: int = 8080, wait_completion: bool = True, debug: bool = False) -> Optional[bool]:
+        """Start, wait until the experiment is DONE (or fails), stop it.
+
+        Returns:
+            ``True`` when it ended DONE, ``False`` on ERROR or when stopped from outside;
+            ``None`` with ``wait_completion=False`` (then it keeps running, like :meth:`start`).
+        """
+        self.start(port, debug)
+        if not wait_completion:
+            return None
+        return self._wait_and_stop()
+
+    def _wait_and_stop(self) -> bool:
+        try:
+            while True:
+                try:
+                    status = self.get_status()
+                except (ConnectionError, RestError):
+                    return False
+                if status == "DONE":
+                    return True
+                if status in ("ERROR", "STOPPED", "STOPPING"):
+                    if status == "ERROR":
+                        errors = self._client.call("get_status").get("errors") or []
+                        if errors:
+                            _print(f"Experiment failed: {errors[-1]}")
+                    return False
+                time.sleep(0.05)
+        finally:
+            self.stop()
+
+    @classmethod
+    def connect(cls, port: int, url_prefix: str = "") -> "Experiment":
+        """Attach to a running experiment (started by nnictl or another process)."""
+        exp = cls(None)
+        exp.port = port
+        exp.url_prefix = url_prefix
+        try:
+            profile = exp.get_experiment_profile()
+            status = exp.get_status()
+        except ConnectionError as err:
+            exp.port = None
+            raise RunningExperimentError(str(err)) from None
+        exp.id = profile["id"]
+        canon = (profile.get("params") or {}).get("config")
+        if canon:
+            try:
+                exp.config = ExperimentConfig.from_dict(canon)
+            except ValueError:
+                exp.config = None
+        _print(f"Connect to port {port} success, experiment id is {exp.id}, status is {status}.")
+        return exp
+
+    @classmethod
+    def resume(cls, experiment_id: str, port: int = 8080, wait_completion: bool = True, debug: bool = False) -> Optional["Experiment"]:
+        """Resume a stopped experiment (like ``nnictl resume``).
+
+        With ``wait_completion`` it blocks until DONE and stops it (returns ``None``);
+        otherwise it returns the running :class:`Experiment`.
+        """
+        _require_server()
+        exp = cls(None)
+        exp.id = experiment_id
+        args = ["--resume", experiment_id, "--port", str(port)] + (["--debug"] if debug else [])
+        exp._launch(args, port)
+        _print(f"Resumed experiment {experiment_id}; Web UI URLs: http://127.0.0.1:{port}")
+        if wait_completion:
+            exp._wait_and_stop()
+            return None
+        return exp
+
+    @classmethod
+    def view(cls, experiment_id: str, port: int = 8080, non_blocking: bool = False) -> Optional["Experiment"]:
+        """Serve a stopped experiment read-only (like ``nnictl view``).
+
+        Blocks until Ctrl-C unless ``non_blocking``; then returns the :class:`Experiment`.
+        """
+        _require_server()
+        exp = cls(None)
+        exp.id = experiment_id
+        exp._launch(["--view", experiment_id, "--port", str(port)], port)
+        _print(f"Viewing experiment {experiment_id}; Web UI URLs: http://127.0.0.1:{port}")
+        if non_blocking:
+            return exp
+        try:
+            while exp._process is not None and exp._process.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        exp.stop()
+        return None
+
+    # ----- reading -----
+
+    def get_status(self) -> str:
+        return self._client.call("get_status")["status"]
+
+    def get_experiment_profile(self) -> dict:
+        return self._client.call("get_experiment_profile")
+
+    def get_experiment_metadata(self, exp_id: Optional[str] = None) -> dict:
+        """The registry entry of ``exp_id`` (default: this experiment)."""
+        if exp_id is None or exp_id == self.id:
+            return self._client.call("get_experiment_metadata")
+        for entry in self.get_all_experiments_metadata():
+            if entry.get("id") == exp_id:
+                return entry
+        raise KeyError(f"experiment {exp_id!r} not found")
+
+    def get_all_experiments_metadata(self) -> list[dict]:
+        return self._client.call("get_experiments_info")
+
+    def export_data(self) -> list[TrialResult]:
+        return [TrialResult.from_json(d) for d in self._client.call("export_data")]
+
+    def get_job_metrics(self, trial_job_id: Optional[str] = None) -> dict[str, list[TrialMetricData]]:
+        if trial_job_id is None:
+            records = self._client.call("get_metric_data")
+        else:
+            records = self._client.call("get_trial_metric_data", job_id=trial_job_id)
+        out: dict[str, list[TrialMetricData]] = {}
+        for r in records:
+            out.setdefault(r["trialJobId"], []).append(TrialMetricData.from_json(r))
+        return out
+
+    def get_job_statistics(self) -> list[dict]:
+        return self._client.call("get_job_statistics")
+
+    def list_trial_jobs(self) -> list[TrialJob]:
+        return [TrialJob.from_json(d) for d in self._client.call("list_trial_jobs")]
+
+    def get_trial_job(self, trial_job_id: str) -> TrialJob:
+        return TrialJob.from_json(self._client.call("get_trial_job", id=trial_job_id))
+
+    # ----- updating -----
+
+    def _update(self, update_type: str, key: str, value: Any) -> None:
+        profile = self.get_experiment_profile()
+        profile["params"][key] = value
+        self._client.call("update_experiment_profile", body=profile, query={"update_type": update_type})
+        _logger.info("Successfully update %s.", key)
+
+    def update_trial_concurrency(self, value: int) -> None:
+        self._update("TRIAL_CONCURRENCY", "trialConcurrency", value)
+
+    def update_max_trial_number(self, value: int) -> None:
+        self._update("MAX_TRIAL_NUM", "maxTrialNum", value)
+
+    def update_max_experiment_duration(self, value: Union[str, int, float]) -> None:
+        """``value``: ``'1h'``, ``'30m'``... or seconds."""
+        self._update("MAX_EXEC_DURATION", "maxExecDuration", value)
+
+    def update_search_space(self, value: dict) -> None:
+        self._update("SEARCH_SPACE", "searchSpace", value)
+
+    def import_data(self, data: list[dict]) -> None:
+        """Give ``[{'parameter': {...}, 'value': ...}]`` results to the tuner."""
+        self._client.call("import_data", body=data)

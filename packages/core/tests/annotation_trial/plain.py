@@ -1,0 +1,2 @@
+# No annotation here; the text @nni. in a comment does not make one.
+VALUE = '''not an annotation'''
