@@ -1,1 +1,1 @@
-"""The `nnictl` command-line tool."""
+"""``nnictl``: the command-line tool that creates, watches and controls NNI experiments."""
