@@ -1,15 +1,28 @@
 """NNI: an AutoML toolkit. ``import nni`` gives the trial API.
 
 ``nni`` is one import namespace spread over several distributions (nni-core, nni-hpo,
-nni-webui-server, ...). nni-core owns this file; the ``extend_path`` call below lets the
+nni-webui-server, ...). nni-core owns this file; extending ``__path__`` below lets the
 sub-packages of the other distributions be found wherever they are installed (one
 site-packages, or one editable ``src/`` folder each).
 """
 from __future__ import annotations
 
-from pkgutil import extend_path
+import os as _os
+import sys as _sys
 
-__path__ = extend_path(__path__, __name__)  # type: ignore[name-defined]
+
+def _extend_path(path: list[str]) -> list[str]:
+    # What pkgutil.extend_path does for a plain package, without importing pkgutil
+    # (which alone costs more than half of ``import nni``).
+    out = list(path)
+    for entry in _sys.path:
+        candidate = _os.path.join(entry or _os.curdir, __name__)
+        if isinstance(entry, str) and candidate not in out and _os.path.isdir(candidate):
+            out.append(candidate)
+    return out
+
+
+__path__ = _extend_path(__path__)  # type: ignore[name-defined]
 
 
 # Public names resolved on first use, so ``import nni`` stays cheap: name -> (module, attribute).
