@@ -1,0 +1,229 @@
+"""Native Tree-structured Parzen Estimator tuner (builtin name ``TPE``).
+
+Example config::
+
+    tuner:
+      name: TPE
+      classArgs:
+        optimize_mode: maximize
+        parallel_optimize: true
+        constant_liar_type: min
+
+Decisions on points the NNI v2.5 docs leave open or contradict:
+
+* The builtin ``TPE`` is this native, numpy-vectorised tuner, not the hyperopt wrapper the v2.5
+  ``nnictl algo list`` shows; :class:`nni.algorithms.hpo.hyperopt_tuner.HyperoptTuner` with
+  ``algorithm_name='tpe'`` is still available for the old behaviour.
+* ``randint`` is treated as an unordered category, as the docs say TPE does.
+* ``constant_liar_type`` ``min``/``max``/``mean`` is taken over the *reported metric values*
+  ``Y`` as the docs write it (``min{Y}``), not over the internal loss. With the default
+  ``optimize_mode: maximize`` the default ``min`` is therefore the worst value seen, which makes
+  pending trials look bad and pushes concurrent suggestions apart ("the larger L [in loss], the
+  more explorative" of the Parallel TPE article, which minimises).
+* The docs give no warm-up size; the first ``n_startup_jobs`` (default 10, measured better than
+  hyperopt's 20 for budgets of about 100 trials) configurations are space-filling random draws
+  (the best of 32 prior draws by distance to the points already tried, pending ones included),
+  and imported data counts towards them.
+* ``parallel_optimize: false`` (the default) still keeps concurrent suggestions apart a little,
+  because every suggestion draws fresh candidates; ``true`` adds the constant liar.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from nni.tuner import Tuner
+from nni.utils import ClassArgsValidator, extract_scalar_reward
+
+from ._space import FlatSpace
+from ._tpe_engine import TpeSettings, halton_sample, space_filling_sample, suggest
+from ._tuner_support import ALL_TYPES, check_liar_type, check_search_space, liar_loss, loss_of, parse_optimize_mode
+
+__all__ = ["TpeTuner", "TpeClassArgsValidator", "TpeArguments"]
+
+_logger = logging.getLogger(__name__)
+
+_TPE_ARGS = {
+    "n_startup_jobs": "n_startup",
+    "n_ei_candidates": "n_candidates",
+    "gamma": "gamma_ratio",
+    "gamma_max": "gamma_max",
+    "prior_weight": "prior_weight",
+    "multivariate": "multivariate",
+    "categorical_bandwidth": "categorical_bandwidth",
+    "bandwidth_factor": "bandwidth_factor",
+    "startup": "startup",
+}
+
+
+class TpeArguments(TpeSettings):
+    """Algorithm settings of :class:`TpeTuner` (its ``tpe_args`` classArg).
+
+    Keys (defaults): ``n_startup_jobs`` (10) random warm-up configurations;
+    ``n_ei_candidates`` (48) candidates drawn from ``l(x)`` per suggestion; ``gamma`` (0.15) the
+    fraction of observations counted as good, at most ``gamma_max`` (25); ``prior_weight`` (1.0)
+    weight of the prior kernel; ``multivariate`` (true) one joint kernel per observation over the
+    top-level parameters instead of independent per-parameter kernels; ``categorical_bandwidth``
+    (default: ``K c / (1 + K c)`` with ``c = prior_weight / (n + 1)``, ``K`` options) the mass a
+    categorical kernel spreads uniformly over all options; ``bandwidth_factor`` (1.0) scales the
+    numerical kernel widths; ``startup`` (``'maximin'``) the warm-up design: the best of 32
+    random draws by distance to the points tried, ``'halton'`` (a randomly shifted Halton
+    sequence) or ``'random'``.
+    """
+
+
+class TpeClassArgsValidator(ClassArgsValidator):
+    def validate_class_args(self, **kwargs: Any) -> None:
+        self.check(kwargs, optional={
+            "optimize_mode": self.choices("optimize_mode", "maximize", "minimize"),
+            "seed": self.range("seed", int, 0, None),
+            "parallel_optimize": bool,
+            "constant_liar_type": self.choices("constant_liar_type", "min", "max", "mean"),
+            "tpe_args": dict,
+        })
+        for key, value in (kwargs.get("tpe_args") or {}).items():
+            if key not in _TPE_ARGS:
+                raise ValueError(f"classArgs.tpe_args.{key} is not a known argument; allowed: {', '.join(_TPE_ARGS)}")
+            if key == "multivariate":
+                ok = isinstance(value, bool)
+            elif key == "startup":
+                ok = value in ("halton", "maximin", "random")
+            elif key in ("n_startup_jobs", "n_ei_candidates", "gamma_max"):
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= (0 if key == "n_startup_jobs" else 1)
+            elif key in ("gamma", "categorical_bandwidth"):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
+            else:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            if not ok:
+                raise ValueError(f"classArgs.tpe_args.{key} has an invalid value {value!r}")
+
+
+class TpeTuner(Tuner):
+    """Tree-structured Parzen Estimator (Bergstra et al., 2011), native and vectorised.
+
+    Handles every search-space type, nested choices (a nested parameter is modelled only from the
+    trials in which its branch was chosen), import of earlier results, and parallel suggestions
+    with the Constant Liar heuristic.
+
+    Args:
+        optimize_mode: ``'maximize'`` (default) or ``'minimize'`` the reported metric.
+        seed: random seed (``None``: not reproducible).
+        tpe_args: algorithm settings, see :class:`TpeArguments`.
+        parallel_optimize: use Constant Liar for trials still running: each pending configuration
+            is added to the model with the lie value until its real result arrives.
+        constant_liar_type: ``'min'`` (default), ``'max'`` or ``'mean'`` of the metric values
+            reported so far (see the module docstring for the direction).
+
+    Example:
+        >>> tuner = TpeTuner(optimize_mode='minimize', seed=0)
+        >>> tuner.update_search_space({'x': {'_type': 'uniform', '_value': [-1, 1]}})
+        >>> params = tuner.generate_parameters(0)
+        >>> tuner.receive_trial_result(0, params, params['x'] ** 2)
+    """
+
+    class_args_validator = TpeClassArgsValidator
+    supported_types = ALL_TYPES
+
+    def __init__(self, optimize_mode: str = "maximize", seed: int | None = None, tpe_args: dict | None = None,
+                 parallel_optimize: bool = False, constant_liar_type: str = "min"):
+        self.optimize_mode = parse_optimize_mode(optimize_mode, "TPE")
+        self.parallel_optimize = bool(parallel_optimize)
+        self.constant_liar_type = check_liar_type(constant_liar_type, "TPE")
+        self.settings = TpeArguments()
+        for key, value in (tpe_args or {}).items():
+            if key not in _TPE_ARGS:
+                raise ValueError(f"TPE: classArgs.tpe_args.{key} is not a known argument; allowed: {', '.join(_TPE_ARGS)}")
+            setattr(self.settings, _TPE_ARGS[key], value)
+        self.rng = np.random.default_rng(seed)
+        self.space: FlatSpace | None = None
+        self._rows: list[np.ndarray] = []  # completed (or imported) configurations
+        self._losses: list[float] = []
+        self._metrics: list[float] = []  # the same results as reported (for the liar)
+        self._pending: dict[Any, np.ndarray] = {}
+        self._shift: np.ndarray | None = None  # Halton warm-up randomisation
+        self._n_startup_sent = 0
+
+    # ------------------------------------------------------------------ Tuner API
+    def update_search_space(self, search_space: dict) -> None:
+        check_search_space(search_space, "TPE", self.supported_types, nested=True)
+        old = self.space
+        self.space = FlatSpace(search_space)
+        if old is not None and old.formatted != self.space.formatted:
+            # keep what can be re-expressed in the new space, drop the rest
+            rows, losses, metrics = [], [], []
+            for row, loss, metric in zip(self._rows, self._losses, self._metrics):
+                try:
+                    rows.append(self.space.from_parameters(old.to_parameters(row)))
+                except ValueError:
+                    continue
+                losses.append(loss)
+                metrics.append(metric)
+            self._rows, self._losses, self._metrics = rows, losses, metrics
+            self._pending = {}
+
+    def generate_parameters(self, parameter_id: Any, **kwargs: Any) -> dict:
+        if self.space is None:
+            raise RuntimeError("TPE: update_search_space() must be called before generate_parameters()")
+        row = self._suggest()
+        self._pending[parameter_id] = row
+        return self.space.to_parameters(row)
+
+    def receive_trial_result(self, parameter_id: Any, parameters: Any, value: Any, **kwargs: Any) -> None:
+        row = self._pending.pop(parameter_id, None)
+        if row is None:
+            if self.space is None:
+                return
+            try:
+                row = self.space.from_parameters(parameters)
+            except ValueError as err:
+                _logger.warning("TPE: ignoring result of %s: %s", parameter_id, err)
+                return
+        self._add(row, value)
+
+    def trial_end(self, parameter_id: Any, success: bool, **kwargs: Any) -> None:
+        # a failed trial stops being pending; a successful one was already moved by its result
+        self._pending.pop(parameter_id, None)
+
+    def import_data(self, data: list[dict]) -> None:
+        if self.space is None:
+            raise RuntimeError("TPE: update_search_space() must be called before import_data()")
+        imported = 0
+        for record in data:
+            try:
+                row = self.space.from_parameters(record["parameter"])
+                self._add(row, record["value"])
+                imported += 1
+            except (KeyError, TypeError, ValueError) as err:
+                _logger.warning("TPE: skipping imported record %r: %s", record, err)
+        _logger.info("TPE: imported %d of %d records", imported, len(data))
+
+    # ------------------------------------------------------------------ internals
+    def _add(self, row: np.ndarray, value: Any) -> None:
+        metric = extract_scalar_reward(value)
+        self._rows.append(row)
+        self._losses.append(loss_of(value, self.optimize_mode))
+        self._metrics.append(metric)
+
+    def _suggest(self) -> np.ndarray:
+        assert self.space is not None
+        dims = self.space.dims
+        n_done = len(self._rows)
+        if n_done < self.settings.n_startup or not dims:
+            if self.settings.startup == "halton":
+                if self._shift is None or len(self._shift) != len(dims):
+                    self._shift = self.rng.random(len(dims))
+                self._n_startup_sent += 1
+                return halton_sample(dims, self._n_startup_sent - 1, self._shift)
+            if self.settings.startup == "random":
+                return self.space.sample(self.rng, 1)[0]
+            seen = self._rows + list(self._pending.values())
+            return space_filling_sample(dims, np.array(seen).reshape(len(seen), len(dims)), self.rng)
+        rows = list(self._rows)
+        losses = list(self._losses)
+        if self.parallel_optimize and self._pending:
+            lie = liar_loss(self._metrics, self.constant_liar_type, self.optimize_mode)
+            rows += list(self._pending.values())
+            losses += [lie] * len(self._pending)
+        return suggest(dims, np.array(rows), np.array(losses), self.settings, self.rng)
