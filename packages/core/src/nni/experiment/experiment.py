@@ -79,7 +79,15 @@ class Experiment:
             ``self.config`` with empty ``tuner`` / ``assessor`` / ``advisor`` to fill in.
     """
 
-    def __init__(self, config_or_platform: Union[ExperimentConfig, str, list, None] = None) -> None:
+    def __init__(
+        self,
+        config_or_platform: Union[ExperimentConfig, str, list, None] = None,
+        *,
+        config: Optional[ExperimentConfig] = None,
+        training_service: Union[str, list, None] = None,
+    ) -> None:
+        if config_or_platform is None:
+            config_or_platform = config if config is not None else training_service
         if isinstance(config_or_platform, ExperimentConfig):
             self.config: Optional[ExperimentConfig] = config_or_platform
         elif config_or_platform is None:

@@ -139,7 +139,9 @@ class TrialJobDetail:
 
 @dataclass(frozen=True)
 class StateEvent:
-    """A trial entered ``status`` at ``time`` (ms). ``message``: waiting reason or error tail."""
+    """A trial entered ``status`` at ``time`` (ms). ``message``: waiting reason or error tail.
+
+    A WAITING event may repeat for the same trial when the reason it waits changes."""
 
     trial_id: str
     status: TrialJobStatus

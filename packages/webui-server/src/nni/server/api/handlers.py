@@ -1,0 +1,261 @@
+"""One method per route of :data:`nni.runtime.rest_api.ROUTES` (same names).
+
+A handler receives the parsed request (path parameters, query, JSON body already validated
+against the route's schema) and returns the JSON-able answer. :class:`ApiError` becomes an
+HTTP error with ``{"error": message}``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable, Optional
+
+from ..scheduler import EngineError, TrialScheduler
+from ..store import ExperimentStore, ExperimentsRegistry
+from .response_cache import ResponseCache
+from .ui_routes import UiRouteHandlers
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+def _duration_seconds(value: Any) -> Any:
+    """``'2h'`` -> 7200 (the profile reports seconds, as NNI's does); None stays None."""
+    if value is None:
+        return None
+    from nni.experiment.config.base import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        return value
+    return int(seconds) if float(seconds).is_integer() else seconds
+
+
+def profile_params(config: dict) -> dict:
+    """NNI's v1-style ``params`` of the profile, plus the canonical config under ``config``."""
+    ts = config.get("trainingService")
+    platform = ",".join(t.get("platform", "") for t in ts) if isinstance(ts, list) else (ts or {}).get("platform")
+    space = config.get("searchSpace")
+    params: dict[str, Any] = {
+        "authorName": "default",
+        "experimentName": config.get("experimentName"),
+        "trialConcurrency": config.get("trialConcurrency"),
+        "maxExecDuration": _duration_seconds(config.get("maxExperimentDuration")),  # NNI: seconds
+        "maxTrialNum": config.get("maxTrialNumber"),
+        "searchSpace": json.dumps(space if space is not None else {}),
+        "trainingServicePlatform": platform,
+        "versionCheck": True,
+        "clusterMetaData": [
+            {
+                "key": "trial_config",
+                "value": {
+                    "command": config.get("trialCommand"),
+                    "codeDir": config.get("trialCodeDirectory"),
+                    "gpuNum": config.get("trialGpuNumber") or 0,
+                },
+            }
+        ],
+        "config": config,
+    }
+    for kind, key in (("tuner", "builtinTunerName"), ("assessor", "builtinAssessorName"), ("advisor", "builtinAdvisorName")):
+        algo = config.get(kind)
+        if algo:
+            entry = {"classArgs": algo.get("classArgs") or {}}
+            if algo.get("name"):
+                entry[key] = algo["name"]
+            else:
+                entry["className"] = algo.get("className")
+                entry["codeDir"] = algo.get("codeDirectory")
+            if kind != "assessor":
+                entry["checkpointDir"] = None
+            params[kind] = entry
+    return params
+
+
+class RestHandlers(UiRouteHandlers):
+    """Answers the routes for one experiment.
+
+    Args:
+        store: the experiment's store (read-only in view mode).
+        engine: the running scheduler, or ``None`` in view mode.
+        registry: the machine-wide registry.
+        request_stop: called by ``DELETE /experiment``; makes the manager stop and exit.
+        view: serve read-only (status VIEWED).
+    """
+
+    def __init__(
+        self,
+        store: ExperimentStore,
+        engine: Optional[TrialScheduler],
+        registry: ExperimentsRegistry,
+        request_stop: Callable[[], Awaitable[None] | None],
+        experiment_id: str,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.registry = registry
+        self.request_stop = request_stop
+        self.experiment_id = experiment_id
+        self.response_cache = ResponseCache(store)
+
+    # ----- helpers -----
+
+    def _engine(self) -> TrialScheduler:
+        if self.engine is None:
+            raise ApiError(400, "the experiment is opened in view mode (read-only); resume it to change it")
+        return self.engine
+
+    def _config(self) -> dict:
+        return self.engine.config if self.engine is not None else self.store.config()
+
+    # ----- routes -----
+
+    async def get_version(self, **_: Any) -> str:
+        import nni
+
+        return nni.__version__
+
+    async def get_status(self, **_: Any) -> dict:
+        st = self.store.status()
+        if self.engine is None:
+            st["status"] = "VIEWED"
+        else:
+            st["status"] = self.engine.status
+        return st
+
+    async def get_experiment_profile(self, **_: Any) -> dict:
+        row = self.store.experiment_row()
+        exec_duration = int(self.engine.exec_duration()) if self.engine is not None else row.exec_duration
+        profile = {
+            "id": row.id,
+            "revision": row.revision,
+            "execDuration": exec_duration,
+            "logDir": row.log_dir,
+            "nextSequenceId": row.next_sequence_id,
+            "params": profile_params(self._config()),
+            "startTime": row.start_time,
+        }
+        if row.end_time is not None:
+            profile["endTime"] = row.end_time
+        return profile
+
+    async def update_experiment_profile(self, body: dict, query: dict, **_: Any) -> dict:
+        engine = self._engine()
+        kind = query.get("update_type")
+        if not kind:
+            raise ApiError(400, "update_type: query parameter is required (TRIAL_CONCURRENCY, MAX_EXEC_DURATION, SEARCH_SPACE, MAX_TRIAL_NUM)")
+        params = body.get("params") or {}
+        key = {"TRIAL_CONCURRENCY": "trialConcurrency", "MAX_EXEC_DURATION": "maxExecDuration", "MAX_TRIAL_NUM": "maxTrialNum", "SEARCH_SPACE": "searchSpace"}[kind]
+        if key not in params:
+            raise ApiError(400, f"body.params.{key}: required for update_type {kind}")
+        value = params[key]
+        try:
+            if kind == "TRIAL_CONCURRENCY":
+                engine.update_trial_concurrency(value)
+            elif kind == "MAX_TRIAL_NUM":
+                engine.update_max_trial_number(value)
+            elif kind == "MAX_EXEC_DURATION":
+                if isinstance(value, str):
+                    from nni.experiment.config.base import parse_duration
+
+                    try:
+                        value = parse_duration(value)
+                    except ValueError as err:
+                        raise ApiError(400, f"body.params.maxExecDuration: {err}") from None
+                engine.update_max_duration(value)
+            else:
+                if isinstance(value, str):
+                    try:
+                        value = json.loads(value)
+                    except ValueError:
+                        raise ApiError(400, "body.params.searchSpace: not valid JSON") from None
+                engine.update_search_space(value)
+        except EngineError as err:
+            raise ApiError(400, str(err)) from None
+        return await self.get_experiment_profile()
+
+    async def stop_experiment(self, **_: Any) -> dict:
+        result = self.request_stop()
+        if hasattr(result, "__await__"):
+            await result
+        return {}
+
+    async def import_data(self, body: list, **_: Any) -> dict:
+        try:
+            self._engine().import_data(body)
+        except EngineError as err:
+            raise ApiError(400, str(err)) from None
+        return {}
+
+    async def get_imported_data(self, **_: Any) -> list:
+        return self.store.imported_data()
+
+    async def get_job_statistics(self, **_: Any) -> list:
+        return self.store.job_statistics()
+
+    async def list_trial_jobs(self, query: dict, **_: Any) -> Any:
+        status = query.get("status")
+        return self.response_cache.json(("trial-jobs", status), lambda: self.store.trial_jobs_json(status))
+
+    async def get_trial_job(self, id: str, **_: Any) -> dict:
+        info = self.store.trial_job(id)
+        if info is None:
+            raise ApiError(404, f"trial {id!r} not found")
+        return info
+
+    async def add_customized_trial(self, body: dict, **_: Any) -> dict:
+        engine = self._engine()
+        params = body["hyperParameters"]
+        if isinstance(params, str):
+            try:
+                params = json.loads(params)
+            except ValueError:
+                raise ApiError(400, "body.hyperParameters: not valid JSON") from None
+            if isinstance(params, dict) and "parameters" in params and "parameter_source" in params:
+                params = params["parameters"]
+        if not isinstance(params, dict):
+            raise ApiError(400, "body.hyperParameters: expected an object of parameters")
+        try:
+            seq = engine.add_customized_trial(params)
+        except EngineError as err:
+            raise ApiError(400, str(err)) from None
+        return {"sequenceId": seq}
+
+    async def cancel_trial_job(self, id: str, **_: Any) -> dict:
+        engine = self._engine()
+        try:
+            await engine.cancel_trial(id)
+        except KeyError:
+            raise ApiError(404, f"trial {id!r} not found") from None
+        return {}
+
+    async def get_metric_data(self, query: dict, **_: Any) -> list:
+        return self.store.metric_data(metric_type=query.get("type"))
+
+    async def get_trial_metric_data(self, job_id: str, query: dict, **_: Any) -> list:
+        return self.store.metric_data(job_id, query.get("type"))
+
+    async def get_metric_data_range(self, min_seq_id: str, max_seq_id: str, **_: Any) -> list:
+        try:
+            lo, hi = int(min_seq_id), int(max_seq_id)
+        except ValueError:
+            raise ApiError(400, "min_seq_id / max_seq_id: expected integers") from None
+        return self.store.metric_data_range(lo, hi)
+
+    async def get_metric_data_latest(self, **_: Any) -> Any:
+        return self.response_cache.json("metric-data-latest", self.store.metric_data_latest_json)
+
+    async def export_data(self, **_: Any) -> list:
+        return self.store.export_data()
+
+    async def get_experiment_metadata(self, **_: Any) -> dict:
+        row = self.registry.get(self.experiment_id)
+        if row is None:
+            raise ApiError(404, f"experiment {self.experiment_id!r} is not in the registry")
+        return ExperimentsRegistry.to_metadata(row)
+
+    async def get_experiments_info(self, **_: Any) -> list:
+        return [ExperimentsRegistry.to_metadata(r) for r in self.registry.list()]

@@ -1,0 +1,429 @@
+"""One experiment's store: profile, trials, parameters, metrics and state events in SQLite.
+
+SQLite in WAL mode with ``synchronous=NORMAL``: a committed transaction survives a ``kill -9``
+of the manager (it is in the WAL file before ``commit`` returns), and a commit costs no fsync.
+Each method is one transaction; the manager calls them *before* acting on what they record.
+
+The read methods return NNI's REST shapes (camelCase dicts), so the REST layer stays thin.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from peewee import SqliteDatabase, fn
+
+from .models import make_models
+
+FINAL_STATES = ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED")
+
+
+def store_path(experiment_dir: str | os.PathLike) -> Path:
+    return Path(experiment_dir) / "db" / "nni.sqlite"
+
+
+class ExperimentStore:
+    """Open (and create) the store of one experiment.
+
+    Args:
+        path: the SQLite file, usually ``<experiment dir>/db/nni.sqlite``.
+        readonly: open for ``view``: no table is created and writes raise.
+    """
+
+    def __init__(self, path: str | os.PathLike, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            if not self.path.exists():
+                raise FileNotFoundError(f"no experiment store at {self.path}")
+            uri = f"file:{self.path}?mode=ro"
+            self.db = SqliteDatabase(uri, uri=True, pragmas={"query_only": 1})
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = SqliteDatabase(
+                str(self.path),
+                pragmas={"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 10000, "cache_size": -16000},
+            )
+        self.m = make_models(self.db)
+        self.db.connect()
+        if not readonly:
+            self.db.create_tables(self.m.all, safe=True)
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+    # ----- experiment profile -----
+
+    def create_experiment(self, experiment_id: str, config: dict, log_dir: str, start_time: int, status: str = "INITIALIZED") -> None:
+        with self.db.atomic():
+            self.m.Experiment.create(
+                id=experiment_id,
+                config=json.dumps(config),
+                status=status,
+                start_time=start_time,
+                log_dir=log_dir,
+            )
+
+    def has_experiment(self) -> bool:
+        return self.m.Experiment.select().exists()
+
+    def experiment_row(self):
+        return self.m.Experiment.get()
+
+    def config(self) -> dict:
+        return json.loads(self.experiment_row().config)
+
+    def update_experiment(self, **fields: Any) -> None:
+        if "config" in fields and not isinstance(fields["config"], str):
+            fields["config"] = json.dumps(fields["config"])
+        if "errors" in fields and not isinstance(fields["errors"], str):
+            fields["errors"] = json.dumps(fields["errors"])
+        with self.db.atomic():
+            self.m.Experiment.update(**fields).execute()
+
+    def update_config(self, config: dict) -> int:
+        """Replace the config and bump the profile revision; returns the new revision."""
+        with self.db.atomic():
+            row = self.experiment_row()
+            self.m.Experiment.update(config=json.dumps(config), revision=row.revision + 1).execute()
+            return row.revision + 1
+
+    def set_status(self, status: str, end_time: Optional[int] = None, error: Optional[str] = None) -> None:
+        with self.db.atomic():
+            fields: dict[str, Any] = {"status": status}
+            if end_time is not None:
+                fields["end_time"] = end_time
+            if error:
+                errors = json.loads(self.experiment_row().errors or "[]")
+                errors.append(error)
+                fields["errors"] = json.dumps(errors)
+            self.m.Experiment.update(**fields).execute()
+
+    def status(self) -> dict:
+        row = self.experiment_row()
+        return {"status": row.status, "errors": json.loads(row.errors or "[]")}
+
+    def next_ids(self, parameter: bool = False) -> tuple[int, int]:
+        """Reserve the next sequence id (and parameter id): ``(sequence_id, parameter_id)``."""
+        with self.db.atomic():
+            row = self.experiment_row()
+            fields = {"next_sequence_id": row.next_sequence_id + 1}
+            if parameter:
+                fields["next_parameter_id"] = row.next_parameter_id + 1
+            self.m.Experiment.update(**fields).execute()
+            return row.next_sequence_id, row.next_parameter_id
+
+    # ----- trials -----
+
+    def add_trial(
+        self,
+        trial_id: str,
+        sequence_id: int,
+        parameter: str,
+        parameter_id: Any,
+        submit_time: int,
+        working_directory: str = "",
+        status: str = "WAITING",
+        source: str = "algorithm",
+        generation: int = 0,
+        counted: bool = True,
+        message: str = "",
+    ) -> None:
+        # Raw SQL on the hot path: peewee's query building costs more than SQLite itself here.
+        pid = None if parameter_id is None else str(parameter_id)
+        with self.db.atomic():
+            conn = self.db.connection()
+            conn.execute(
+                "INSERT INTO trial (trial_id, sequence_id, status, parameter, parameter_id, submit_time, message,"
+                " working_directory, counted, generation, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (trial_id, sequence_id, status, parameter, pid, submit_time, message, working_directory, int(counted), generation, source),
+            )
+            conn.execute("UPDATE experiment SET next_sequence_id = ? WHERE next_sequence_id <= ?", (sequence_id + 1, sequence_id))
+            conn.execute(
+                "INSERT INTO trial_event (trial_id, event, timestamp, message) VALUES (?, ?, ?, ?)",
+                (trial_id, status, submit_time, source),
+            )
+
+    _TRIAL_COLUMNS = frozenset(
+        {"status", "parameter", "parameter_id", "submit_time", "start_time", "end_time", "message", "exit_code",
+         "working_directory", "gpu_indices", "pid", "counted", "generation", "source", "sequence_id"}
+    )
+
+    def _update_trial_sql(self, conn, trial_id: str, values: dict) -> None:
+        bad = set(values) - self._TRIAL_COLUMNS
+        if bad:
+            raise ValueError(f"unknown trial field(s): {', '.join(sorted(bad))}")
+        if not values:
+            return
+        sets = ", ".join(f"{k} = ?" for k in values)
+        params = [int(v) if isinstance(v, bool) else v for v in values.values()]
+        conn.execute(f"UPDATE trial SET {sets} WHERE trial_id = ?", (*params, trial_id))
+
+    def update_trial(self, trial_id: str, **fields: Any) -> None:
+        with self.db.atomic():
+            self._update_trial_sql(self.db.connection(), trial_id, fields)
+
+    def trial_state(
+        self,
+        trial_id: str,
+        status: str,
+        timestamp: int,
+        message: Optional[str] = None,
+        exit_code: Optional[int] = None,
+        **fields: Any,
+    ) -> None:
+        """Record a state change of a trial and its event in one transaction."""
+        values: dict[str, Any] = {"status": status, **fields}
+        if status == "RUNNING":
+            values["start_time"] = timestamp
+        elif status in FINAL_STATES:
+            values["end_time"] = timestamp
+        if message is not None:
+            values["message"] = message
+        if exit_code is not None:
+            values["exit_code"] = exit_code
+        with self.db.atomic():
+            conn = self.db.connection()
+            self._update_trial_sql(conn, trial_id, values)
+            if status in FINAL_STATES:  # a trial cancelled while waiting never ran
+                conn.execute("UPDATE trial SET start_time = ? WHERE trial_id = ? AND start_time IS NULL", (timestamp, trial_id))
+            conn.execute(
+                "INSERT INTO trial_event (trial_id, event, timestamp, message) VALUES (?, ?, ?, ?)",
+                (trial_id, status, timestamp, message or ""),
+            )
+
+    def add_event(self, trial_id: str, event: str, timestamp: int, message: str = "") -> None:
+        with self.db.atomic():
+            self.db.connection().execute(
+                "INSERT INTO trial_event (trial_id, event, timestamp, message) VALUES (?, ?, ?, ?)",
+                (trial_id, event, timestamp, message),
+            )
+
+    def next_sequence_id(self) -> int:
+        return self.db.connection().execute("SELECT next_sequence_id FROM experiment").fetchone()[0]
+
+    def trial_rows(self, status: Optional[str] = None) -> list:
+        q = self.m.Trial.select().order_by(self.m.Trial.sequence_id)
+        if status:
+            q = q.where(self.m.Trial.status == status)
+        return list(q)
+
+    def trial_row(self, trial_id: str):
+        return self.m.Trial.get_or_none(self.m.Trial.trial_id == trial_id)
+
+    def counted_trials(self) -> int:
+        return self.m.Trial.select().where(self.m.Trial.counted == True).count()  # noqa: E712
+
+    # ----- metrics -----
+
+    def add_metrics(self, rows: Iterable[dict]) -> int:
+        """Insert metric rows (``trial_id, parameter_id, type, sequence, data, timestamp``) in one transaction."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        with self.db.atomic():
+            self.db.connection().executemany(
+                "INSERT INTO metric (trial_id, parameter_id, type, sequence, data, timestamp) VALUES (?, ?, ?, ?, ?, ?)",
+                [(r["trial_id"], r.get("parameter_id"), r["type"], r["sequence"], r["data"], r["timestamp"]) for r in rows],
+            )
+        return len(rows)
+
+    # ----- imported data -----
+
+    def add_imported_data(self, data: list, timestamp: int) -> None:
+        with self.db.atomic():
+            self.m.ImportedData.create(data=json.dumps(data), timestamp=timestamp)
+
+    def imported_data(self) -> list:
+        out: list = []
+        for row in self.m.ImportedData.select().order_by(self.m.ImportedData.id):
+            out.extend(json.loads(row.data))
+        return out
+
+    # ----- REST shapes -----
+
+    @staticmethod
+    def metric_record(row) -> dict:
+        return {
+            "timestamp": row.timestamp,
+            "trialJobId": row.trial_id,
+            "parameterId": row.parameter_id,
+            "type": row.type,
+            "sequence": row.sequence,
+            "data": row.data,
+        }
+
+    def metric_data(self, trial_id: Optional[str] = None, metric_type: Optional[str] = None) -> list[dict]:
+        M = self.m.Metric
+        q = M.select().order_by(M.id)
+        if trial_id:
+            q = q.where(M.trial_id == trial_id)
+        if metric_type:
+            q = q.where(M.type == metric_type)
+        return [self.metric_record(r) for r in q]
+
+    _METRIC_COLUMNS = "timestamp, trial_id, parameter_id, type, sequence, data"
+
+    @staticmethod
+    def _metric_dicts(rows) -> list[dict]:
+        return [
+            {"timestamp": r[0], "trialJobId": r[1], "parameterId": r[2], "type": r[3], "sequence": r[4], "data": r[5]}
+            for r in rows
+        ]
+
+    def metric_data_latest(self) -> list[dict]:
+        """NNI's ``metric-data-latest``: every non-intermediate record (final results) plus the
+        latest intermediate (PERIODICAL) record of each trial."""
+        cols = self._METRIC_COLUMNS
+        finals = self.db.execute_sql(f"SELECT {cols} FROM metric WHERE type IN ('FINAL', 'CUSTOM', 'REQUEST_PARAMETER') ORDER BY id").fetchall()
+        latest = self.db.execute_sql(
+            f"SELECT {cols} FROM metric WHERE id IN (SELECT (SELECT MAX(m.id) FROM metric m"
+            " WHERE m.trial_id = t.trial_id AND m.type = 'PERIODICAL') FROM trial t) ORDER BY id"
+        ).fetchall()
+        return self._metric_dicts(finals) + self._metric_dicts(latest)
+
+    def metric_data_latest_json(self) -> str:
+        """:meth:`metric_data_latest` as JSON text, encoded by SQLite (twice as fast as json.dumps)."""
+        rec = ("json_object('timestamp', timestamp, 'trialJobId', trial_id, 'parameterId', parameter_id,"
+               " 'type', type, 'sequence', sequence, 'data', data)")
+        sql = (
+            f"SELECT json_group_array({rec}) FROM ("
+            " SELECT * FROM (SELECT * FROM metric WHERE type IN ('FINAL', 'CUSTOM', 'REQUEST_PARAMETER') ORDER BY id)"
+            " UNION ALL SELECT * FROM (SELECT * FROM metric WHERE id IN (SELECT (SELECT MAX(m.id) FROM metric m"
+            " WHERE m.trial_id = t.trial_id AND m.type = 'PERIODICAL') FROM trial t) ORDER BY id))"
+        )
+        return self.db.execute_sql(sql).fetchone()[0] or "[]"
+
+    def metric_data_range(self, min_seq: int, max_seq: int) -> list[dict]:
+        M, T = self.m.Metric, self.m.Trial
+        ids = T.select(T.trial_id).where((T.sequence_id >= min_seq) & (T.sequence_id <= max_seq))
+        return [self.metric_record(r) for r in M.select().where(M.trial_id.in_(ids)).order_by(M.id)]
+
+    def _final_metrics(self, trial_ids: Optional[list[str]] = None) -> dict[str, list[dict]]:
+        sql = f"SELECT {self._METRIC_COLUMNS} FROM metric WHERE type = 'FINAL'"
+        params: list = []
+        if trial_ids is not None:
+            sql += f" AND trial_id IN ({','.join('?' * len(trial_ids))})"
+            params = list(trial_ids)
+        out: dict[str, list[dict]] = {}
+        for rec in self._metric_dicts(self.db.execute_sql(sql + " ORDER BY id", params).fetchall()):
+            out.setdefault(rec["trialJobId"], []).append(rec)
+        return out
+
+    def trial_job_info(self, row, finals: Optional[list[dict]] = None) -> dict:
+        """NNI's ``TrialJobInfo`` for one trial row."""
+        info = {
+            "trialJobId": row.trial_id,
+            "sequenceId": row.sequence_id,
+            "status": row.status,
+            "submitTime": row.submit_time,
+            "hyperParameters": [row.parameter],
+            "logPath": f"file://localhost:{row.working_directory}" if row.working_directory else None,
+            "finalMetricData": finals if finals is not None else self._final_metrics([row.trial_id]).get(row.trial_id, []),
+        }
+        if row.start_time is not None:
+            info["startTime"] = row.start_time
+        if row.end_time is not None:
+            info["endTime"] = row.end_time
+        if row.message:
+            info["message"] = row.message
+        if row.status == "FAILED" and row.working_directory:
+            info["stderrPath"] = f"file://localhost:{os.path.join(row.working_directory, 'stderr')}"
+        return info
+
+    def trial_jobs(self, status: Optional[str] = None) -> list[dict]:
+        """Every trial's ``TrialJobInfo`` (two queries; no per-row ORM objects: 10,000 trials in ~0.1 s)."""
+        finals = self._final_metrics()
+        sql = ("SELECT trial_id, sequence_id, status, submit_time, parameter, working_directory, start_time, end_time, message"
+               " FROM trial")
+        params: list = []
+        if status:
+            sql += " WHERE status = ?"
+            params.append(status)
+        out = []
+        for tid, seq, st, submit, parameter, workdir, start, end, message in self.db.execute_sql(sql + " ORDER BY sequence_id", params):
+            info = {
+                "trialJobId": tid,
+                "sequenceId": seq,
+                "status": st,
+                "submitTime": submit,
+                "hyperParameters": [parameter],
+                "logPath": f"file://localhost:{workdir}" if workdir else None,
+                "finalMetricData": finals.get(tid, []),
+            }
+            if start is not None:
+                info["startTime"] = start
+            if end is not None:
+                info["endTime"] = end
+            if message:
+                info["message"] = message
+            if st == "FAILED" and workdir:
+                info["stderrPath"] = f"file://localhost:{os.path.join(workdir, 'stderr')}"
+            out.append(info)
+        return out
+
+    def trial_jobs_json(self, status: Optional[str] = None) -> str:
+        """:meth:`trial_jobs` as JSON text, assembled from SQLite-encoded final records and
+        C-escaped strings (a third faster than building dicts and ``json.dumps``)."""
+        from json.encoder import encode_basestring as q  # the C string escaper of json.dumps
+
+        rec = ("json_object('timestamp', timestamp, 'trialJobId', trial_id, 'parameterId', parameter_id,"
+               " 'type', type, 'sequence', sequence, 'data', data)")
+        finals = dict(self.db.execute_sql(
+            f"SELECT trial_id, json_group_array({rec}) FROM (SELECT * FROM metric WHERE type = 'FINAL' ORDER BY id)"
+            " GROUP BY trial_id"
+        ).fetchall())
+        sql = ("SELECT trial_id, sequence_id, status, submit_time, parameter, working_directory, start_time, end_time, message"
+               " FROM trial")
+        params: list = []
+        if status:
+            sql += " WHERE status = ?"
+            params.append(status)
+        out = []
+        for tid, seq, st, submit, parameter, workdir, start, end, message in self.db.execute_sql(sql + " ORDER BY sequence_id", params):
+            p = ['{"trialJobId":', q(tid), ',"sequenceId":', str(seq), ',"status":', q(st), ',"submitTime":', str(submit),
+                 ',"hyperParameters":[', q(parameter), '],"logPath":', q("file://localhost:" + workdir) if workdir else "null",
+                 ',"finalMetricData":', finals.get(tid, "[]")]
+            if start is not None:
+                p += [',"startTime":', str(start)]
+            if end is not None:
+                p += [',"endTime":', str(end)]
+            if message:
+                p += [',"message":', q(message)]
+            if st == "FAILED" and workdir:
+                p += [',"stderrPath":', q("file://localhost:" + os.path.join(workdir, "stderr"))]
+            p.append("}")
+            out.append("".join(p))
+        return "[" + ",".join(out) + "]"
+
+    def trial_job(self, trial_id: str) -> Optional[dict]:
+        row = self.trial_row(trial_id)
+        return None if row is None else self.trial_job_info(row)
+
+    def job_statistics(self) -> list[dict]:
+        T = self.m.Trial
+        q = T.select(T.status, fn.COUNT(T.trial_id).alias("n")).group_by(T.status)
+        return [{"trialJobStatus": r.status, "trialJobNumber": r.n} for r in q]
+
+    def export_data(self) -> list[dict]:
+        """``[{parameter, value, trialJobId}]`` for every trial with a final result."""
+        finals = self._final_metrics()
+        out = []
+        for row in self.trial_rows():
+            recs = finals.get(row.trial_id)
+            if not recs:
+                continue
+            try:
+                parameter = json.loads(row.parameter).get("parameters")
+            except (ValueError, AttributeError):
+                parameter = row.parameter
+            out.append({"parameter": parameter, "value": recs[-1]["data"], "trialJobId": row.trial_id})
+        return out
+
+    def intermediate_counts(self) -> dict[str, int]:
+        M = self.m.Metric
+        q = M.select(M.trial_id, fn.COUNT(M.id).alias("n")).where(M.type == "PERIODICAL").group_by(M.trial_id)
+        return {r.trial_id: r.n for r in q}

@@ -1,0 +1,106 @@
+"""Tables of one experiment's store (``<experiment dir>/db/nni.sqlite``).
+
+The model classes are created per database by :func:`make_models`, so one process can open
+several stores (a running experiment and a viewed one) without peewee's global binding.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from peewee import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    IntegerField,
+    Model,
+    SqliteDatabase,
+    TextField,
+)
+
+SCHEMA_VERSION = 1
+
+
+def make_models(db: SqliteDatabase) -> SimpleNamespace:
+    class Base(Model):
+        class Meta:
+            database = db
+
+    class Experiment(Base):
+        """The experiment profile: one row."""
+
+        id = CharField(primary_key=True)
+        config = TextField()  # canonical config JSON (camelCase), updated by PUT /experiment
+        status = CharField()
+        errors = TextField(default="[]")  # JSON list of messages (check-status)
+        start_time = BigIntegerField()  # epoch ms
+        end_time = BigIntegerField(null=True)
+        revision = IntegerField(default=0)
+        exec_duration = IntegerField(default=0)  # seconds spent RUNNING, as the profile reports
+        next_sequence_id = IntegerField(default=0)
+        next_parameter_id = IntegerField(default=0)
+        log_dir = TextField()
+        resume_count = IntegerField(default=0)
+        schema_version = IntegerField(default=SCHEMA_VERSION)
+
+        class Meta:
+            table_name = "experiment"
+
+    class Trial(Base):
+        trial_id = CharField(primary_key=True)
+        sequence_id = IntegerField(index=True)
+        status = CharField(index=True)
+        parameter = TextField()  # the dispatcher's TR string (hyperParameters)
+        parameter_id = CharField(null=True)
+        submit_time = BigIntegerField()
+        start_time = BigIntegerField(null=True)
+        end_time = BigIntegerField(null=True)
+        message = TextField(default="")  # why WAITING / stderr tail of FAILED
+        exit_code = IntegerField(null=True)
+        working_directory = TextField(default="")
+        gpu_indices = CharField(null=True)
+        pid = IntegerField(null=True)
+        counted = BooleanField(default=True)  # counts toward maxTrialNumber
+        generation = IntegerField(default=0)  # dispatcher generation (0, then +1 per resume)
+        source = CharField(default="algorithm")  # algorithm / customized / requeued
+
+        class Meta:
+            table_name = "trial"
+
+    class Metric(Base):
+        trial_id = CharField(index=True)
+        parameter_id = CharField(null=True)
+        type = CharField()
+        sequence = IntegerField()
+        data = TextField()  # the metric as a JSON string (the record's "value")
+        timestamp = BigIntegerField()
+
+        class Meta:
+            table_name = "metric"
+            # (trial_id, type) answers "latest intermediate of each trial" with one seek per
+            # trial; (type) lists the final results: the REST reads of a 1M-row table stay fast.
+            indexes = ((("trial_id", "type"), False), (("type",), False))
+
+    class TrialEvent(Base):
+        trial_id = CharField(index=True)
+        event = CharField()  # a TrialJobStatus or USER_TO_CANCEL / ADD_CUSTOMIZED ...
+        timestamp = BigIntegerField()
+        message = TextField(default="")
+
+        class Meta:
+            table_name = "trial_event"
+
+    class ImportedData(Base):
+        data = TextField()  # JSON list of {parameter, value}
+        timestamp = BigIntegerField()
+
+        class Meta:
+            table_name = "imported_data"
+
+    return SimpleNamespace(
+        Experiment=Experiment,
+        Trial=Trial,
+        Metric=Metric,
+        TrialEvent=TrialEvent,
+        ImportedData=ImportedData,
+        all=[Experiment, Trial, Metric, TrialEvent, ImportedData],
+    )
