@@ -19,6 +19,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv == [] or (argv is None and len(sys.argv) == 1) else 2
     try:
         result = resolve_handler(handler)(args)
+    except BrokenPipeError:
+        # ``nnictl trial ls | head``: the reader left; not an error.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except NnictlError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return err.exit_code

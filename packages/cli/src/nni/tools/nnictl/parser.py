@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url_prefix", "-u", help="URL prefix of the web UI and REST API")
     for name, help_ in (("resume", "resume a stopped experiment"), ("view", "view a stopped experiment (read-only)")):
         p = _cmd(sub, name, help_, f"launcher:{name}")
-        _id(p, required=True)
+        p.add_argument("id", nargs="?", help="ID of the experiment (may be left out with --experiment_dir)")
         p.add_argument("--port", "-p", type=int, default=8080, help="port of the REST server and web UI (default 8080)")
         p.add_argument("--debug", "-d", action="store_true", help="set debug mode")
         p.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground and print the manager's log")
@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _cmd(exp, "delete", "delete an experiment and its files", "control:experiment_delete")
     _id(p)
     p.add_argument("--all", action="store_true", help="delete every experiment that is not running")
+    p.add_argument("--yes", "-y", action="store_true", help="with --all: do not ask for confirmation")
     p = _cmd(exp, "export", "export trials' parameters and results", "control:experiment_export")
     _id(p)
     p.add_argument("--filename", "-f", required=True, help="output file")
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _cmd(tb, "start", "start TensorBoard for trials of an experiment", "control:tensorboard_start")
     _id(p)
     p.add_argument("--trial_id", "-T", action="append", help="trial to include (repeatable; default: all)")
-    p.add_argument("--port", type=int, default=6006, help="TensorBoard port (default 6006)")
+    p.add_argument("--port", type=int, help="TensorBoard port wished for (the manager picks a free one)")
     p = _cmd(tb, "stop", "stop TensorBoard tasks of an experiment", "control:tensorboard_stop")
     _id(p)
 
