@@ -1,0 +1,213 @@
+"""The engine benchmarks (see the package docstring)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NOOP_TRIAL = "import nni\nnni.get_next_parameter()\nnni.report_final_result(0)\n"
+REFERENCE_TRIAL = (
+    "import time, nni\n"
+    "p = nni.get_next_parameter()\n"
+    "for i in range(5):\n"
+    "    time.sleep(0.1)\n"
+    "    nni.report_intermediate_result(p['x'] * i)\n"
+    "nni.report_final_result(p['x'])\n"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _quiet():
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
+def _experiment(workdir: Path, trial: str, space: dict, concurrency: int, trials: int, tuner: str, class_args: dict | None = None):
+    from nni.experiment import Experiment
+
+    code = workdir / "code"
+    code.mkdir(parents=True, exist_ok=True)
+    (code / "trial.py").write_text(trial)
+    exp = Experiment("local")
+    exp.config.trial_command = f"{Path(sys.executable).name} trial.py"
+    exp.config.trial_code_directory = str(code)
+    exp.config.trial_concurrency = concurrency
+    exp.config.max_trial_number = trials
+    exp.config.search_space = space
+    exp.config.tuner.name = tuner
+    if class_args:
+        exp.config.tuner.class_args = class_args
+    exp.config.experiment_working_directory = str(workdir / "experiments")
+    return exp
+
+
+def _cpu_seconds(pid: int):
+    """User + system CPU seconds of a process (Linux ``/proc``), or ``None``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _trial_api_seconds(workdir: Path, repeat: int = 15) -> float:
+    """Median extra wall time of a no-op trial process over ``python -c 'import nni'``:
+    what ``nni.get_next_parameter()`` + ``nni.report_final_result()`` cost in the trial."""
+    trial_dir = workdir / "api-trial"
+    (trial_dir / ".nni").mkdir(parents=True, exist_ok=True)
+    (trial_dir / "parameter.cfg").write_text('{"parameter_id": 0, "parameter_source": "algorithm", "parameters": {"x": 1}, "parameter_index": 0}\n')
+    env = dict(os.environ, NNI_PLATFORM="local", NNI_EXP_ID="bench", NNI_TRIAL_JOB_ID="bench", NNI_TRIAL_SEQ_ID="0",
+               NNI_SYS_DIR=str(trial_dir), NNI_OUTPUT_DIR=str(trial_dir))
+    extra = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import nni"], check=True)
+        bare = time.perf_counter() - t
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", NOOP_TRIAL], check=True, env=env)
+        extra.append(time.perf_counter() - t - bare)
+    extra.sort()
+    return extra[len(extra) // 2]
+
+
+def bare_spawn_seconds(repeat: int = 20) -> float:
+    """Median wall time of ``python -c 'import nni'``."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import nni"], check=True)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def _trial_times(store_file: Path) -> list[tuple[int, int, int]]:
+    from nni.server.store import ExperimentStore
+
+    store = ExperimentStore(store_file, readonly=True)
+    try:
+        return [(r.submit_time, r.start_time, r.end_time) for r in store.trial_rows()]
+    finally:
+        store.close()
+
+
+def bench_overhead(trials: int = 200) -> dict:
+    """Per-trial time of no-op trials at concurrency 1, minus a bare ``import nni`` spawn."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        os.environ.setdefault("NNI_EXPERIMENTS_DIR", str(workdir / "experiments"))
+        bare_before = bare_spawn_seconds()
+        exp = _experiment(workdir, NOOP_TRIAL, {"x": {"_type": "uniform", "_value": [0, 1]}}, 1, trials, "Random")
+        t0 = time.perf_counter()
+        with _quiet():
+            exp.start(_free_port())
+            while exp.get_status() not in ("DONE", "ERROR"):
+                time.sleep(0.05)
+            ok = exp.get_status() == "DONE"
+            manager_cpu = _cpu_seconds(exp._process.pid)
+            exp.stop()
+        total = time.perf_counter() - t0
+        bare_after = bare_spawn_seconds()
+        bare = (bare_before + bare_after) / 2
+        times = _trial_times(workdir / "experiments" / exp.id / "db" / "nni.sqlite")
+        first_submit = min(t[0] for t in times)
+        last_end = max(t[2] for t in times)
+        per_trial = (last_end - first_submit) / 1000 / len(times)
+        # the same orchestration around a trial that is not Python (`true`): the engine alone
+        exp2 = _experiment(workdir / "shell", NOOP_TRIAL, {"x": {"_type": "uniform", "_value": [0, 1]}}, 1, min(trials, 100), "Random")
+        exp2.config.trial_command = "true"
+        with _quiet():
+            exp2.run(_free_port())
+        times2 = _trial_times(workdir / "shell" / "experiments" / exp2.id / "db" / "nni.sqlite")
+        engine_per_trial = (max(t[2] for t in times2) - min(t[0] for t in times2)) / 1000 / len(times2)
+        trial_api = _trial_api_seconds(workdir)
+    return {
+        "benchmark": "overhead",
+        "trials": trials,
+        "done": ok,
+        "bare_spawn_ms": round(bare * 1000, 1),
+        "per_trial_ms": round(per_trial * 1000, 1),
+        "overhead_ms": round((per_trial - bare) * 1000, 1),
+        "target_overhead_ms": 50,
+        "engine_only_per_trial_ms": round(engine_per_trial * 1000, 1),
+        "trial_api_ms": round(trial_api * 1000, 1),
+        "experiment_wall_s": round(total, 2),
+        "manager_cpu_ms_per_trial": None if manager_cpu is None else round(manager_cpu * 1000 / trials, 1),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+
+
+def bench_reference() -> dict:
+    """The issue's reference workload through ``Experiment.run()``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        os.environ.setdefault("NNI_EXPERIMENTS_DIR", str(workdir / "experiments"))
+        exp = _experiment(workdir, REFERENCE_TRIAL, {"x": {"_type": "uniform", "_value": [0, 1]}}, 2, 20, "TPE", {"optimize_mode": "maximize"})
+        t0 = time.perf_counter()
+        with _quiet():
+            ok = exp.run(_free_port())
+        wall = time.perf_counter() - t0
+    return {"benchmark": "reference", "done": ok, "wall_s": round(wall, 2), "target_s": 8.0, "floor_s": 6.5, "load_average": round(os.getloadavg()[0], 2)}
+
+
+def bench_store(trials: int = 10_000, metrics_per_trial: int = 100) -> dict:
+    """Write ``trials`` x ``metrics_per_trial`` metrics the way the scheduler does."""
+    from nni.server.store import ExperimentStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ExperimentStore(Path(tmp) / "nni.sqlite")
+        store.create_experiment("bench", {}, tmp, 0)
+        param = json.dumps({"parameter_id": 0, "parameter_source": "algorithm", "parameters": {"x": 0.5}, "parameter_index": 0})
+        t0 = time.perf_counter()
+        batch_times = []
+        for i in range(trials):
+            tid = f"t{i:05d}"
+            store.add_trial(tid, i, param, i, i, f"/trials/{tid}")
+            store.trial_state(tid, "RUNNING", i + 1)
+            rows = [
+                {"trial_id": tid, "parameter_id": str(i), "type": "PERIODICAL", "sequence": s, "data": "0.5", "timestamp": i + s}
+                for s in range(metrics_per_trial)
+            ]
+            b = time.perf_counter()
+            # the scheduler commits what one poll (20 ms) brings; here: 10 batches of 10 per trial
+            for k in range(0, metrics_per_trial, 10):
+                store.add_metrics(rows[k : k + 10])
+            batch_times.append((time.perf_counter() - b) / 10)
+            store.trial_state(tid, "SUCCEEDED", i + 2, "", 0)
+        wall = time.perf_counter() - t0
+        size_mb = (Path(tmp) / "nni.sqlite").stat().st_size / 2**20
+        t1 = time.perf_counter()
+        n_jobs = len(store.trial_jobs())
+        list_ms = (time.perf_counter() - t1) * 1000
+        t2 = time.perf_counter()
+        latest = len(store.metric_data_latest())
+        latest_ms = (time.perf_counter() - t2) * 1000
+        store.close()
+    batch_times.sort()
+    total_metrics = trials * metrics_per_trial
+    return {
+        "benchmark": "store",
+        "trials": trials,
+        "metrics": total_metrics,
+        "wall_s": round(wall, 1),
+        "metrics_per_s": round(total_metrics / wall),
+        "batch_of_10_median_ms": round(batch_times[len(batch_times) // 2] * 1000, 3),
+        "batch_of_10_p99_ms": round(batch_times[int(len(batch_times) * 0.99)] * 1000, 3),
+        "db_mb": round(size_mb, 1),
+        "trial_jobs_ms": round(list_ms, 1),
+        "trial_jobs": n_jobs,
+        "metric_data_latest_ms": round(latest_ms, 1),
+        "latest_records": latest,
+    }
