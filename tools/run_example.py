@@ -58,7 +58,9 @@ def main() -> int:
         best = max(results, key=score)
         print(f"Best trial {best['trialJobId']}: value {score(best):.4f} with parameters {json.dumps(best['parameter'])}")
     print(f"Experiment folder: {exp_dir}")
-    print(f"See it in the web UI: python -m nni.server --view {experiment.id} --port {port}  (then open http://127.0.0.1:{port})")
+    nnictl = Path(sys.executable).parent / "nnictl"
+    print(f"See it in the web UI: {nnictl} view {experiment.id} --port {port}  (then open http://127.0.0.1:{port})")
+    print(f"Or from the shell:    {nnictl} trial ls {experiment.id}   |   {nnictl} experiment export {experiment.id} --filename out.csv --type csv")
     return 0 if ok else 1
 
 

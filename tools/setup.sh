@@ -27,7 +27,7 @@ while read -r p; do
   case "$p" in ''|'#'*) continue;; esac
   ARGS+=(-e "$p[test]")
 done < tools/packages.txt
-echo "[setup] installing ${#ARGS[@]} packages editable"
+echo "[setup] installing $(( ${#ARGS[@]} / 2 )) packages editable"
 $PIP install -q -r tools/dev-requirements.txt "${ARGS[@]}"
 $PIP install -q --no-deps -e .
 echo "$HASH" > "$STAMP"

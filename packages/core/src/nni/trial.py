@@ -11,8 +11,11 @@ without a numeric ``'default'`` raise ``TypeError`` / ``ValueError`` at the call
 """
 from __future__ import annotations
 
-import threading
-from typing import Any
+import _thread
+
+TYPE_CHECKING = False  # typing and threading are left out: every trial process imports this module
+if TYPE_CHECKING:
+    from typing import Any
 
 from .runtime.platform import get_channel
 from .runtime.trial_metrics import dump_metric_value, make_metric_record
@@ -27,7 +30,7 @@ __all__ = [
     "get_sequence_id",
 ]
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 _params: dict | None = None  # the current parameter record
 _param_index = -1  # index of the current record; -1 before the first get_next_parameter
 _intermediate_seq = 0

@@ -16,20 +16,42 @@ Dispatcher side: ``NNI_LOG_DIRECTORY``, ``NNI_CHECKPOINT_DIRECTORY``,
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+_FIELDS = ("platform", "exp_id", "trial_job_id", "sequence_id", "sys_dir", "output_dir",
+           "multi_phase", "manager_url", "manager_token")
 
 
-@dataclass(frozen=True)
 class TrialEnv:
-    platform: str | None
-    exp_id: str | None
-    trial_job_id: str | None
-    sequence_id: str | None
-    sys_dir: str | None
-    output_dir: str | None
-    multi_phase: bool
-    manager_url: str | None
-    manager_token: str | None
+    """The trial's environment variables, read once (immutable, compared by value).
+
+    A plain class rather than a dataclass: ``dataclasses`` (and ``inspect`` under it) cost
+    more than the rest of the trial API's imports, paid by every trial process.
+    """
+
+    __slots__ = _FIELDS
+
+    def __init__(self, platform: str | None, exp_id: str | None, trial_job_id: str | None,
+                 sequence_id: str | None, sys_dir: str | None, output_dir: str | None,
+                 multi_phase: bool, manager_url: str | None, manager_token: str | None):
+        values = (platform, exp_id, trial_job_id, sequence_id, sys_dir, output_dir, multi_phase,
+                  manager_url, manager_token)
+        for name, value in zip(_FIELDS, values):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("TrialEnv is immutable")
+
+    def _astuple(self) -> tuple:
+        return tuple(getattr(self, name) for name in _FIELDS)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TrialEnv) and self._astuple() == other._astuple()
+
+    def __hash__(self) -> int:
+        return hash(self._astuple())
+
+    def __repr__(self) -> str:
+        return "TrialEnv(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in _FIELDS) + ")"
 
 
 def _flag(value: str | None) -> bool:

@@ -27,7 +27,9 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from typing import Any, Iterator
+TYPE_CHECKING = False  # typing is left out: every trial process imports this module
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 __all__ = [
     "METRIC_PREFIX",

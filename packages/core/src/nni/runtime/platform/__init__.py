@@ -15,19 +15,20 @@ is none), ``request_parameter(index)`` (multi-phase) and ``send_metric(record: d
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 from ..env_vars import TrialEnv, trial_env
 
+TYPE_CHECKING = False  # not imported from typing: every trial process pays for that import
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
-class TrialChannel(Protocol):
-    env: TrialEnv
+    class TrialChannel(Protocol):
+        env: TrialEnv
 
-    def get_parameter(self, index: int, wait: bool = False) -> dict | None: ...
+        def get_parameter(self, index: int, wait: bool = False) -> dict | None: ...
 
-    def request_parameter(self, index: int) -> None: ...
+        def request_parameter(self, index: int) -> None: ...
 
-    def send_metric(self, record: dict) -> None: ...
+        def send_metric(self, record: dict) -> None: ...
 
 
 _cache: tuple[TrialEnv, Any] | None = None

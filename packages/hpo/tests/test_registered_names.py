@@ -1,0 +1,27 @@
+"""nni-hpo registers exactly the built-in names it implements, and each one loads."""
+from __future__ import annotations
+
+import pytest
+
+from nni.runtime import registry
+
+EXPECTED = {
+    "tuner": {"TPE", "Random", "Anneal", "Evolution", "GridSearch", "BatchTuner"},
+    "assessor": {"Medianstop", "Curvefitting"},
+    "advisor": {"Hyperband"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED))
+def test_hpo_provides_exactly_these_names(kind):
+    provided = {e.name for e in registry.list_entries(kind) if e.distribution == "nni-hpo"}
+    assert provided == EXPECTED[kind]
+
+
+@pytest.mark.parametrize("kind,name", sorted((k, n) for k, names in EXPECTED.items() for n in names))
+def test_each_name_loads_with_a_validator(kind, name):
+    cls = registry.load_class(kind, name)
+    assert cls.__module__.startswith("nni.algorithms.hpo.")
+    validator = registry.load_validator(kind, name)
+    assert validator is not None, f"{name} has no classArgs validator"
+
