@@ -1,10 +1,13 @@
 """Small helpers shared by the tuners of this package (not public API)."""
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Iterable
 
 from nni.utils import OptimizeMode, extract_scalar_reward
+
+_logger = logging.getLogger(__name__)
 
 ALL_TYPES = ("choice", "randint", "uniform", "quniform", "loguniform", "qloguniform",
              "normal", "qnormal", "lognormal", "qlognormal")
@@ -60,3 +63,16 @@ def check_liar_type(value: Any, tuner: str) -> str:
     if value not in ("min", "max", "mean"):
         raise ValueError(f"{tuner}: classArgs.constant_liar_type must be 'min', 'max' or 'mean', got {value!r}")
     return value
+
+
+def row_of_result(pending: dict, space: Any, parameter_id: Any, parameters: Any, tuner: str) -> Any:
+    """The internal row behind a result: the one this tuner suggested, else (a customized or
+    imported trial) the row its parameters map to; ``None`` when they fit no row of the space."""
+    row = pending.pop(parameter_id, None)
+    if row is not None or space is None:
+        return row
+    try:
+        return space.from_parameters(parameters)
+    except ValueError as err:
+        _logger.warning("%s: ignoring result of %s: %s", tuner, parameter_id, err)
+        return None

@@ -30,7 +30,7 @@ from nni.tuner import Tuner
 from nni.utils import ClassArgsValidator
 
 from ._space import FlatSpace
-from ._tuner_support import ALL_TYPES, check_search_space, loss_of, parse_optimize_mode
+from ._tuner_support import ALL_TYPES, check_search_space, loss_of, parse_optimize_mode, row_of_result
 
 __all__ = ["EvolutionTuner", "EvolutionClassArgsValidator"]
 
@@ -102,15 +102,9 @@ class EvolutionTuner(Tuner):
         return self.space.to_parameters(row)
 
     def receive_trial_result(self, parameter_id: Any, parameters: Any, value: Any, **kwargs: Any) -> None:
-        row = self._running.pop(parameter_id, None)
+        row = row_of_result(self._running, self.space, parameter_id, parameters, "Evolution")
         if row is None:
-            if self.space is None:
-                return
-            try:
-                row = self.space.from_parameters(parameters)
-            except ValueError as err:
-                _logger.warning("Evolution: ignoring result of %s: %s", parameter_id, err)
-                return
+            return
         self.population.append((row, loss_of(value, self.optimize_mode)))
 
     def trial_end(self, parameter_id: Any, success: bool, **kwargs: Any) -> None:

@@ -39,7 +39,15 @@ from nni.utils import ClassArgsValidator, extract_scalar_reward
 
 from ._space import FlatSpace
 from ._tpe_engine import TpeSettings, halton_sample, space_filling_sample, suggest
-from ._tuner_support import ALL_TYPES, check_liar_type, check_search_space, liar_loss, loss_of, parse_optimize_mode
+from ._tuner_support import (
+    ALL_TYPES,
+    check_liar_type,
+    check_search_space,
+    liar_loss,
+    loss_of,
+    parse_optimize_mode,
+    row_of_result,
+)
 
 __all__ = ["TpeTuner", "TpeClassArgsValidator", "TpeArguments"]
 
@@ -171,15 +179,9 @@ class TpeTuner(Tuner):
         return self.space.to_parameters(row)
 
     def receive_trial_result(self, parameter_id: Any, parameters: Any, value: Any, **kwargs: Any) -> None:
-        row = self._pending.pop(parameter_id, None)
+        row = row_of_result(self._pending, self.space, parameter_id, parameters, "TPE")
         if row is None:
-            if self.space is None:
-                return
-            try:
-                row = self.space.from_parameters(parameters)
-            except ValueError as err:
-                _logger.warning("TPE: ignoring result of %s: %s", parameter_id, err)
-                return
+            return
         self._add(row, value)
 
     def trial_end(self, parameter_id: Any, success: bool, **kwargs: Any) -> None:
