@@ -208,6 +208,10 @@ def top(args) -> int:
     if args.time <= 0:
         raise NnictlError(f"--time: the refresh interval must be > 0 seconds, got {args.time}")
     tty = sys.stdout.isatty()
+    # Ctrl-C (or SIGTERM) ends top even when it was started with SIGINT ignored, as every
+    # background job of a non-interactive shell is: Python then installs no handler itself.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while True:
             refs = [find(args.id)] if args.id else [r for r in all_experiments() if r.alive]
