@@ -443,3 +443,12 @@ def test_from_results_renders_an_earlier_report_again(tmp_path, capsys):
     assert table in capsys.readouterr().out
     assert main(["--from-results", str(tmp_path / "missing.json")]) == 2
     assert "error: --from-results: cannot read" in capsys.readouterr().err
+
+
+def test_registered_name_with_class_args_builds_its_tuner():
+    from nni.hpo_benchmark.runners import make_runner
+
+    runner = make_runner('Evolution:{"population_size": 7}')
+    assert runner.name == 'Evolution:{"population_size": 7}'
+    tuner = runner.make_tuner(seed=1)
+    assert type(tuner).__name__ == "EvolutionTuner" and tuner.population_size == 7

@@ -111,7 +111,8 @@ class NniTunerRunner(Runner):
 
     def __init__(self, name: str, class_args: dict | None = None,
                  factory: Callable[[int], Any] | None = None):
-        self.name = name
+        self.name = name  # the label in reports; may gain the classArgs (make_runner)
+        self.tuner_ref = name  # what is loaded: a registered name or ``module:Class``
         self.class_args = dict(class_args or {})
         self.factory = factory
         if factory is None and ":" not in name:
@@ -129,13 +130,13 @@ class NniTunerRunner(Runner):
             return self.factory(seed)
         from nni.runtime import registry
 
-        if ":" in self.name:
-            cls = registry.import_object(self.name)
+        if ":" in self.tuner_ref:
+            cls = registry.import_object(self.tuner_ref)
         else:
-            cls = registry.load_class("tuner", self.name)
+            cls = registry.load_class("tuner", self.tuner_ref)
         params = inspect.signature(cls).parameters
         kwargs = dict(self.class_args)
-        for key, value in _IMPLIED_CLASS_ARGS.get(self.name, {}).items():
+        for key, value in _IMPLIED_CLASS_ARGS.get(self.tuner_ref, {}).items():
             if key in params:
                 kwargs.setdefault(key, value)
         if "optimize_mode" in params:
