@@ -87,7 +87,8 @@ def test_trial_jobs_list_and_one(served):
         assert json.loads(j["hyperParameters"][0])["parameters"]["batch_size"] in (16, 32, 64, 128)
         assert json.loads(j["finalMetricData"][0]["data"]) == served.summary["finals"][j["trialJobId"]]
     assert c.call("list_trial_jobs", query={"status": "FAILED"}) == failed
-    assert jobs == served.store.trial_jobs()  # the hand-assembled JSON answer == the dicts
+    # The hand-assembled JSON answer == the per-trial ORM mapping, an independent path.
+    assert jobs == [served.store.trial_job(j["trialJobId"]) for j in jobs]
     one = c.call("get_trial_job", id=ok[0]["trialJobId"])
     assert one == ok[0]
 
@@ -119,8 +120,13 @@ def test_metric_data_all_by_trial_type_and_range(served):
 
 
 def test_metric_data_latest_is_finals_plus_latest_intermediate(served):
-    latest = client(served).call("get_metric_data_latest")
-    assert latest == served.store.metric_data_latest()  # SQLite-encoded answer == the Python one
+    c = client(served)
+    latest = c.call("get_metric_data_latest")
+    # The SQLite-encoded answer == the same selection made in Python from every record.
+    everything = c.call("get_metric_data")
+    last_periodical = {r["trialJobId"]: r for r in everything if r["type"] == "PERIODICAL"}
+    assert latest == [r for r in everything if r["type"] != "PERIODICAL"] + [
+        r for r in everything if r["type"] == "PERIODICAL" and last_periodical[r["trialJobId"]] is r]
     validate(route("get_metric_data_latest").response, latest)
     periodical = [r for r in latest if r["type"] == "PERIODICAL"]
     assert len(periodical) == N_TRIALS  # one per trial, its last one

@@ -277,16 +277,10 @@ class ExperimentStore:
     def metric_data_latest(self) -> list[dict]:
         """NNI's ``metric-data-latest``: every non-intermediate record (final results) plus the
         latest intermediate (PERIODICAL) record of each trial."""
-        cols = self._METRIC_COLUMNS
-        finals = self.db.execute_sql(f"SELECT {cols} FROM metric WHERE type IN ('FINAL', 'CUSTOM', 'REQUEST_PARAMETER') ORDER BY id").fetchall()
-        latest = self.db.execute_sql(
-            f"SELECT {cols} FROM metric WHERE id IN (SELECT (SELECT MAX(m.id) FROM metric m"
-            " WHERE m.trial_id = t.trial_id AND m.type = 'PERIODICAL') FROM trial t) ORDER BY id"
-        ).fetchall()
-        return self._metric_dicts(finals) + self._metric_dicts(latest)
+        return json.loads(self.metric_data_latest_json())
 
     def metric_data_latest_json(self) -> str:
-        """:meth:`metric_data_latest` as JSON text, encoded by SQLite (twice as fast as json.dumps)."""
+        """NNI's ``metric-data-latest`` as JSON text, encoded by SQLite (twice as fast as json.dumps)."""
         rec = ("json_object('timestamp', timestamp, 'trialJobId', trial_id, 'parameterId', parameter_id,"
                " 'type', type, 'sequence', sequence, 'data', data)")
         sql = (
@@ -335,35 +329,8 @@ class ExperimentStore:
         return info
 
     def trial_jobs(self, status: Optional[str] = None) -> list[dict]:
-        """Every trial's ``TrialJobInfo`` (two queries; no per-row ORM objects: 10,000 trials in ~0.1 s)."""
-        finals = self._final_metrics()
-        sql = ("SELECT trial_id, sequence_id, status, submit_time, parameter, working_directory, start_time, end_time, message"
-               " FROM trial")
-        params: list = []
-        if status:
-            sql += " WHERE status = ?"
-            params.append(status)
-        out = []
-        for tid, seq, st, submit, parameter, workdir, start, end, message in self.db.execute_sql(sql + " ORDER BY sequence_id", params):
-            info = {
-                "trialJobId": tid,
-                "sequenceId": seq,
-                "status": st,
-                "submitTime": submit,
-                "hyperParameters": [parameter],
-                "logPath": f"file://localhost:{workdir}" if workdir else None,
-                "finalMetricData": finals.get(tid, []),
-            }
-            if start is not None:
-                info["startTime"] = start
-            if end is not None:
-                info["endTime"] = end
-            if message:
-                info["message"] = message
-            if st == "FAILED" and workdir:
-                info["stderrPath"] = f"file://localhost:{os.path.join(workdir, 'stderr')}"
-            out.append(info)
-        return out
+        """Every trial's ``TrialJobInfo``, optionally only those in ``status``."""
+        return json.loads(self.trial_jobs_json(status))
 
     def trial_jobs_json(self, status: Optional[str] = None) -> str:
         """:meth:`trial_jobs` as JSON text, assembled from SQLite-encoded final records and
