@@ -252,44 +252,12 @@ def optuna_distributions(space: dict, params: dict, prefix: str = "") -> tuple[d
 
 
 # ------------------------------------------------------------------------------- hyperopt
-def to_hyperopt(space: dict, prefix: str = "") -> dict:
-    """The hyperopt ``hp.*`` expression of ``space`` (a dict; nested choices as ``hp.choice``)."""
-    from hyperopt import hp
+def to_hyperopt(space: dict) -> dict:
+    """The hyperopt ``hp.*`` expression of ``space`` (a dict; nested choices as ``hp.choice``):
+    nni-hpo's own ``json2space``, so both sides of the comparison see one conversion."""
+    from nni.algorithms.hpo.hyperopt_tuner import json2space
 
-    out: dict[str, Any] = {}
-    for name, spec in space.items():
-        if name == "_name":
-            continue
-        kind, v = spec["_type"], spec["_value"]
-        label = prefix + name
-        if kind == "choice":
-            if _is_nested(v):
-                out[name] = hp.choice(label, [
-                    {"_name": o["_name"], **to_hyperopt(o, f"{label}/{o['_name']}/")} for o in v
-                ])
-            else:
-                out[name] = hp.choice(label, list(v))
-        elif kind == "randint":
-            out[name] = hp.randint(label, int(v[0]), int(v[1]))
-        elif kind == "uniform":
-            out[name] = hp.uniform(label, v[0], v[1])
-        elif kind == "quniform":
-            out[name] = hp.quniform(label, v[0], v[1], v[2])
-        elif kind == "loguniform":
-            out[name] = hp.loguniform(label, math.log(v[0]), math.log(v[1]))
-        elif kind == "qloguniform":
-            out[name] = hp.qloguniform(label, math.log(v[0]), math.log(v[1]), v[2])
-        elif kind == "normal":
-            out[name] = hp.normal(label, v[0], v[1])
-        elif kind == "qnormal":
-            out[name] = hp.qnormal(label, v[0], v[1], v[2])
-        elif kind == "lognormal":
-            out[name] = hp.lognormal(label, v[0], v[1])
-        elif kind == "qlognormal":
-            out[name] = hp.qlognormal(label, v[0], v[1], v[2])
-        else:  # pragma: no cover
-            raise ValueError(f"search_space.{label}._type: unknown type {kind!r}")
-    return out
+    return json2space(space)
 
 
 def from_hyperopt(space: dict, sample: dict) -> dict:
