@@ -37,6 +37,10 @@ _LAZY = {
     "NoMoreTrialError": ("nni.utils", "NoMoreTrialError"),
     "ClassArgsValidator": ("nni.utils", "ClassArgsValidator"),
 }
+# What annotation-converted trial code calls (``nni.choice(...)``, ``nni.mutable_layer(...)``).
+_LAZY.update((name, ("nni.smartparam", name)) for name in (
+    "choice", "randint", "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal",
+    "lognormal", "qlognormal", "function_choice", "mutable_layer", "training_update"))
 
 __all__ = sorted(_LAZY)
 

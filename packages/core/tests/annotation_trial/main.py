@@ -23,6 +23,7 @@ def avg_pool(values, size):
 
 
 def train():
+    '''@nni.get_next_parameter()'''
     '''@nni.variable(nni.choice(0.1, 0.01, 0.001), name=learning_rate)'''
     learning_rate = 0.1
     """@nni.variable(nni.choice(relu, tanh), name=activation)"""
@@ -50,10 +51,13 @@ def train():
     values = [3.0, 1.0, 2.0]
     """@nni.function_choice(max_pool(values, 2), avg_pool(values, 2), name=max_pool)"""
     pooled = max_pool(values, 2) * 10
+    '''@nni.function_choice(max_pool(values, 3), avg_pool(values, 3))'''
+    pooled3 = max_pool(values, 3)
     model = Model()
     accuracy = 0.0
     for epoch in range(int(epochs)):
         accuracy = round(0.5 + 0.1 * epoch, 3)
+        '''@nni.training_update(tf=None, session=model)'''
         """@nni.report_intermediate_result(
             accuracy
         )"""
@@ -62,7 +66,7 @@ def train():
         'learning_rate': learning_rate, 'activation': activation.__name__, 'layers': layers,
         'dropout': dropout, 'epochs': epochs, 'weight_decay': weight_decay, 'batch_size': batch_size,
         'shift': shift, 'qshift': qshift, 'scale': scale, 'qscale': qscale, 'mixed': mixed,
-        'pooled': pooled, 'width': model.width, 'accuracy': accuracy,
+        'pooled': pooled, 'pooled3': pooled3, 'width': model.width, 'accuracy': accuracy,
     }, sort_keys=True))
 
 

@@ -1,10 +1,12 @@
 """NNI annotation: tune hyper-parameters by adding string literals to trial code.
 
 * :func:`expand_annotations` copies a code folder, converting the annotations into calls of
-  :mod:`nni.smartparam` and the trial API;
+  the annotation runtime (``nni.choice``, ``nni.function_choice``, ``nni.mutable_layer``, ...,
+  see :mod:`nni.smartparam`) and the trial API;
 * :func:`generate_search_space` builds the search space the annotations describe.
 
-See :mod:`nni.tools.annotation.parsing` for the grammar and the parameter-name format.
+See :mod:`nni.tools.annotation.parsing` for the grammar and the key format
+(``<module>/<name>/<function>``, e.g. ``mnist/batch_size/choice``).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Rewriting annotated trial code into code that calls :mod:`nni.smartparam` and the trial API."""
+"""Rewriting annotated trial code into calls of the annotation runtime (``nni.choice``, ...,
+:mod:`nni.smartparam`) and the trial API."""
 from __future__ import annotations
 
 import os
@@ -38,17 +39,17 @@ def expand_annotations(src_dir: Union[str, os.PathLike], dst_dir: Union[str, os.
 
     Files without annotations (and every non-Python file) are copied unchanged, with their
     permission bits; ``__pycache__`` folders are skipped, and so is ``dst_dir`` when it lies
-    inside ``src_dir``.
+    inside ``src_dir``. A folder with no annotation at all is used as it is: nothing is
+    copied and ``src_dir`` is returned.
 
     Args:
         src_dir: the trial code directory.
         dst_dir: where the converted copy goes (created if missing; existing files overwritten).
-        exp_id: accepted for NNI compatibility (NNI uses it for NAS annotation, which is not
-            part of this package); unused.
+        exp_id: accepted for NNI compatibility (v2.5 passes it for its NAS modes); unused.
         trial_id: same as ``exp_id``.
 
     Returns:
-        ``dst_dir`` as a string.
+        The folder the trials run from: ``dst_dir``, or ``src_dir`` when nothing was annotated.
 
     Raises:
         ValueError: a malformed annotation; the message starts with ``<relative path>:<line>:``.
@@ -57,24 +58,31 @@ def expand_annotations(src_dir: Union[str, os.PathLike], dst_dir: Union[str, os.
     dst = Path(dst_dir).resolve()
     if not src.is_dir():
         raise ValueError(f'annotation: trial code directory {str(src)!r} is not a directory')
-    dst.mkdir(parents=True, exist_ok=True)
-    for root, dirs, files in os.walk(src):
+    files = []
+    for root, dirs, names in os.walk(src):
         root_path = Path(root)
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and (root_path / d).resolve() != dst)
         relative_root = root_path.relative_to(src)
-        (dst / relative_root).mkdir(parents=True, exist_ok=True)
-        for name in sorted(files):
+        files.append((relative_root, None, None))
+        for name in sorted(names):
             relative = relative_root / name
-            source_file = root_path / name
-            target_file = dst / relative
-            converted = _convert_file(source_file, relative) if name.endswith('.py') else None
-            if converted is None:
-                shutil.copy2(source_file, target_file)
-            else:
-                text, encoding = converted
-                with open(target_file, 'w', encoding=encoding, newline='') as f:
-                    f.write(text)
-                shutil.copymode(source_file, target_file)
+            converted = _convert_file(root_path / name, relative) if name.endswith('.py') else None
+            files.append((relative_root, name, converted))
+    if all(converted is None for _, _, converted in files):
+        return str(src)
+    for relative_root, name, converted in files:
+        if name is None:
+            (dst / relative_root).mkdir(parents=True, exist_ok=True)
+            continue
+        source_file = src / relative_root / name
+        target_file = dst / relative_root / name
+        if converted is None:
+            shutil.copy2(source_file, target_file)
+        else:
+            text, encoding = converted
+            with open(target_file, 'w', encoding=encoding, newline='') as f:
+                f.write(text)
+            shutil.copymode(source_file, target_file)
     return str(dst)
 
 

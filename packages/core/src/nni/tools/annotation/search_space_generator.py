@@ -15,10 +15,13 @@ def generate_search_space(code_dir: Union[str, os.PathLike]) -> Dict[str, Any]:
     """The search space (NNI JSON format) of every annotation under ``code_dir``.
 
     Files are visited in sorted path order, annotations in line order. Keys are
-    ``<module>/<name>`` (see :mod:`nni.tools.annotation.parsing`); ``@nni.function_choice``
-    gives a ``choice`` whose options are the calls' source text; ``nni.choice`` lists literal
-    options as values and other options as their source text; an option that is itself a
-    sampling function becomes a nested option ``{"_name": "<source>", "value": {...}}``.
+    ``<module>/<name>/<function>`` (``mnist/batch_size/choice``; see
+    :mod:`nni.tools.annotation.parsing`); ``@nni.function_choice`` gives a ``choice`` whose
+    options are the calls' source text; ``nni.choice`` lists literal options as values and
+    other options as their source text; an option that is itself a sampling function becomes a
+    nested option ``{"_name": "<source>", "value": {...}}``; a ``@nni.mutable_layers`` block
+    gives ``{"_type": "mutable_layer", "_value": {"mutable_layer_0": {"layer_choice": [...],
+    "optional_inputs": [...], "optional_input_size": n}, ...}}``.
 
     Raises:
         ValueError: a malformed annotation (``<relative path>:<line>: ...``), or ``code_dir``
