@@ -280,3 +280,47 @@ def test_fixture_search_spaces_from_docs_are_valid():
     space = format_search_space(svm)
     params = deformat_parameters({('C',): 0.33, ('kernel',): 1, ('degree',): 0, ('gamma',): 0.0449, ('coef0',): 0.1}, space)
     assert params == {'C': 0.3, 'kernel': 'rbf', 'degree': 1, 'gamma': 0.04, 'coef0': 0.1}
+
+
+# -- NNI v2.5 semantics: plain dict options, one-point ranges ------------------------------------
+from nni.common.hpo_utils import is_nested_option  # noqa: E402
+
+
+def test_dict_option_without_name_is_a_plain_categorical_value():
+    options = [{"optimizer": "Adam", "lr": 0.001}, {"optimizer": "SGD", "momentum": [0.9]}]
+    space = format_search_space({"combo": {"_type": "choice", "_value": options}})
+    assert list(space) == [("combo",)]  # no nested keys
+    assert not is_nested_option(options[0]) and is_nested_option({"_name": "a"})
+    params = deformat_parameters({("combo",): 1}, space)
+    assert params == {"combo": {"optimizer": "SGD", "momentum": [0.9]}}
+    params["combo"]["momentum"].append(1)  # the trial's copy, not the search space
+    assert options[1] == {"optimizer": "SGD", "momentum": [0.9]}
+    assert format_parameters({"combo": {"optimizer": "Adam", "lr": 0.001}}, space) == {("combo",): 0}
+    with pytest.raises(ValueError, match="'combo'"):
+        format_parameters({"combo": {"optimizer": "Adam"}}, space)
+
+
+def test_plain_and_nested_options_in_one_choice():
+    space = format_search_space({"c": {"_type": "choice", "_value": [
+        {"a": 1}, {"_name": "n", "x": {"_type": "randint", "_value": [0, 2]}}]}})
+    assert list(space) == [("c",), ("c", 1, "x")]
+    assert deformat_parameters({("c",): 0}, space) == {"c": {"a": 1}}
+    assert deformat_parameters({("c",): 1, ("c", 1, "x"): 1}, space) == {"c": {"_name": "n", "x": 1}}
+    assert format_parameters({"c": {"a": 1}}, space) == {("c",): 0}
+    assert format_parameters({"c": {"_name": "n", "x": 1}}, space) == {("c",): 1, ("c", 1, "x"): 1}
+
+
+@pytest.mark.parametrize("spec,value", [
+    ({"_type": "uniform", "_value": [0.3, 0.3]}, 0.3),
+    ({"_type": "loguniform", "_value": [0.01, 0.01]}, 0.01),
+    ({"_type": "quniform", "_value": [3, 3, 2]}, 3),
+    ({"_type": "qloguniform", "_value": [7, 7, 5]}, 7),
+    ({"_type": "randint", "_value": [4, 4]}, 4),
+])
+def test_one_point_range_is_constant(spec, value):
+    space = format_search_space({"x": spec})
+    (param,) = space.values()
+    assert param.is_constant()
+    internal = 0 if param.categorical else param.low
+    assert deformat_parameters({("x",): internal}, space) == {"x": value}
+    assert format_parameters({"x": value}, space) == {("x",): internal}

@@ -46,13 +46,12 @@ MALFORMED = [
     ({'x': {'_type': 'normal', '_value': [None, 1]}}, 'x', 'normal mu must be a number, got None'),
     ({'x': {'_type': 'uniform', '_value': [0, float('inf')]}}, 'x', 'uniform high must be finite'),
     # bounds
-    ({'x': {'_type': 'uniform', '_value': [2, 1]}}, 'x', 'uniform low must be < high, got low=2 high=1'),
-    ({'x': {'_type': 'uniform', '_value': [1, 1]}}, 'x', 'uniform low must be < high'),
-    ({'x': {'_type': 'quniform', '_value': [10, 0, 1]}}, 'x', 'quniform low must be < high'),
+    ({'x': {'_type': 'uniform', '_value': [2, 1]}}, 'x', 'uniform low must be <= high, got low=2 high=1'),
+    ({'x': {'_type': 'quniform', '_value': [10, 0, 1]}}, 'x', 'quniform low must be <= high'),
     ({'x': {'_type': 'loguniform', '_value': [0, 1]}}, 'x', 'loguniform low must be > 0 (log scale), got 0'),
     ({'x': {'_type': 'loguniform', '_value': [-1, 1]}}, 'x', 'loguniform low must be > 0'),
     ({'x': {'_type': 'qloguniform', '_value': [0, 10, 1]}}, 'x', 'qloguniform low must be > 0'),
-    ({'x': {'_type': 'loguniform', '_value': [1, 0.5]}}, 'x', 'loguniform low must be < high'),
+    ({'x': {'_type': 'loguniform', '_value': [1, 0.5]}}, 'x', 'loguniform low must be <= high'),
     ({'x': {'_type': 'quniform', '_value': [0, 1, 0]}}, 'x', 'quniform q must be > 0, got 0'),
     ({'x': {'_type': 'qnormal', '_value': [0, 1, -0.5]}}, 'x', 'qnormal q must be > 0, got -0.5'),
     ({'x': {'_type': 'qloguniform', '_value': [1, 10, 0]}}, 'x', 'qloguniform q must be > 0'),
@@ -62,18 +61,18 @@ MALFORMED = [
     # randint: integers in [lower, upper)
     ({'x': {'_type': 'randint', '_value': [1.5, 4]}}, 'x', 'randint lower must be an integer, got 1.5'),
     ({'x': {'_type': 'randint', '_value': [1, 4.2]}}, 'x', 'randint upper must be an integer, got 4.2'),
-    ({'x': {'_type': 'randint', '_value': [5, 5]}}, 'x', 'randint lower must be < upper (values are integers in [lower, upper))'),
-    ({'x': {'_type': 'randint', '_value': [5, 1]}}, 'x', 'randint lower must be < upper'),
+    ({'x': {'_type': 'randint', '_value': [1.0, 4]}}, 'x', 'randint lower must be an integer, got 1.0'),
+    ({'x': {'_type': 'randint', '_value': [1, 4.0]}}, 'x', 'randint upper must be an integer, got 4.0'),
+    ({'x': {'_type': 'randint', '_value': [5, 1]}}, 'x', 'randint lower must be <= upper, got [5, 1]'),
     # nested choice
-    (_nested({'lr': {'_type': 'uniform', '_value': [0, 1]}}), 'optimizer[0]', 'nested choice option must have a "_name" key'),
     (_nested(_SGD, {'_name': 'sgd'}), 'optimizer[1]', "duplicate _name 'sgd' (also option 0)"),
     (_nested({'_name': ['a']}), 'optimizer[0]', '"_name" must be a string or number, got list'),
-    (_nested({'_name': 'adam', 'lr': {'_type': 'uniform', '_value': [1, 0]}}), 'optimizer[0].lr', 'uniform low must be < high'),
+    (_nested({'_name': 'adam', 'lr': {'_type': 'uniform', '_value': [1, 0]}}), 'optimizer[0].lr', 'uniform low must be <= high'),
     (_nested(_SGD, {'_name': 'adam', 'lr': {'_type': 'loguniform', '_value': [0, 1]}}), 'optimizer[1].lr', 'loguniform low must be > 0'),
     (_nested({'_name': 'adam', 'beta': 0.9}), 'optimizer[0].beta', 'must be a dict {"_type"'),
     (_nested({'_name': 'adam', 'lr': {'_type': 'foo', '_value': [1]}}), 'optimizer[0].lr', "unknown _type 'foo'"),
     (_nested({'_name': 'a', 'inner': {'_type': 'choice', '_value': [{'_name': 'b', 'x': {'_type': 'randint', '_value': [3, 1]}}]}}),
-     'optimizer[0].inner[0].x', 'randint lower must be < upper'),
+     'optimizer[0].inner[0].x', 'randint lower must be <= upper'),
     (_nested({'_name': 'a', 'inner': {'_type': 'choice', '_value': []}}), 'optimizer[0].inner', 'non-empty list'),
 ]
 
@@ -98,14 +97,21 @@ def test_corpus_size():
 def test_returns_false_and_logs(caplog):
     with caplog.at_level(logging.ERROR):
         assert validate_search_space({'x': {'_type': 'uniform', '_value': [2, 1]}}) is False
-    assert "search space 'x': uniform low must be < high" in caplog.text
+    assert "search space 'x': uniform low must be <= high" in caplog.text
 
 
 @pytest.mark.parametrize('space', [
     {},
     {'lr': {'_type': 'choice', '_value': [0.1, 'a', None, [1, 2], True]}},
     {'x': {'_type': 'randint', '_value': [0, 1]}},
-    {'x': {'_type': 'randint', '_value': [2.0, 4.0]}},
+    # v2.5: low == high is a constant (randint [n, n] included)
+    {'x': {'_type': 'randint', '_value': [3, 3]}},
+    {'x': {'_type': 'uniform', '_value': [0.5, 0.5]}},
+    {'x': {'_type': 'quniform', '_value': [2, 2, 1]}},
+    {'x': {'_type': 'loguniform', '_value': [0.01, 0.01]}},
+    {'x': {'_type': 'qloguniform', '_value': [8, 8, 2]}},
+    # v2.5: a dict option without "_name" is a plain categorical value
+    {'x': {'_type': 'choice', '_value': [{'a': 1}, {'a': 2, 'b': [1]}]}},
     {'x': {'_type': 'uniform', '_value': [-1, 1e-5]}},
     {'x': {'_type': 'quniform', '_value': [2, 10, 5]}},
     {'x': {'_type': 'loguniform', '_value': [1e-5, 1]}},
@@ -143,3 +149,5 @@ def test_nested_choice_can_be_refused():
     with pytest.raises(ValueError, match=r"search space 'optimizer\[0\]': nested choice .* is not supported by Metis"):
         validate_search_space(_nested(_SGD), raise_exception=True, algorithm_name='Metis', allow_nested=False)
     assert validate_search_space({'x': {'_type': 'choice', '_value': [1, 2]}}, allow_nested=False)
+    # plain dict options are not nested spaces, so a tuner without nesting still takes them
+    assert validate_search_space({'x': {'_type': 'choice', '_value': [{'lr': 1}, {'lr': 2}]}}, allow_nested=False)

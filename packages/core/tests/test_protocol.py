@@ -9,10 +9,10 @@ from nni.runtime.protocol import CommandType, ProtocolError
 @pytest.fixture
 def streams():
     inp, out = io.BytesIO(), io.BytesIO()
-    old = protocol._in_stream, protocol._out_stream
+    old = protocol._in_file, protocol._out_file
     protocol.set_streams(inp, out)
     yield inp, out
-    protocol._in_stream, protocol._out_stream = old
+    protocol._in_file, protocol._out_file = old
 
 
 def test_send_is_byte_exact(streams):

@@ -119,10 +119,26 @@ def test_in_process_numpy_and_current_parameter(local_inprocess):
     assert [r["value"] for r in records] == ["0.5", '{"default": 0.25, "arr": [0, 1]}']
 
 
-@pytest.mark.parametrize("metric,err", [("0.5", TypeError), (True, TypeError), ([0.1], TypeError), ({"acc": 1}, ValueError),
-                                        ({"default": None}, ValueError), (object(), TypeError)])
-def test_bad_metrics_rejected(local_inprocess, metric, err):
-    with pytest.raises(err):
+@pytest.mark.parametrize("metric,expected", [
+    ([0.1, 0.2], "[0.1, 0.2]"),
+    ({"acc": 1, "loss": [1, 2]}, '{"acc": 1, "loss": [1, 2]}'),
+    ({"default": None}, '{"default": null}'),
+    ("0.5", '"0.5"'),
+    (np.array([[1.5, 2.0]]), "[[1.5, 2.0]]"),
+    (np.int64(7), "7"),
+    ([np.float32(0.5), {"x": np.arange(2)}], '[0.5, {"x": [0, 1]}]'),
+])
+def test_any_json_serializable_metric_is_reported(local_inprocess, metric, expected):
+    """v2.5: report_* accept any JSON-serializable metric; only built-in tuners need a scalar."""
+    nni.report_intermediate_result(metric)
+    nni.report_final_result(metric)
+    records = decode_metric_records((local_inprocess / ".nni" / "metrics").read_bytes())
+    assert [(r["type"], r["value"]) for r in records] == [("PERIODICAL", expected), ("FINAL", expected)]
+
+
+@pytest.mark.parametrize("metric", [object(), {"x": {1, 2}}])
+def test_unserializable_metric_rejected(local_inprocess, metric):
+    with pytest.raises(TypeError, match="^metric must be JSON serializable: .*not JSON serializable$"):
         nni.report_final_result(metric)
     assert not (local_inprocess / ".nni" / "metrics").exists()
 

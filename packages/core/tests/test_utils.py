@@ -35,15 +35,18 @@ def test_extract_scalar_reward_nan_passes():
 
 
 @pytest.mark.parametrize("value,err,match", [
-    ("0.5", TypeError, "must be a number or a dict"),
-    (True, TypeError, "must be a number"),
-    ([1], TypeError, "must be a number"),
-    ({"acc": 1}, ValueError, "no 'default' key"),
-    ({"default": "1"}, ValueError, r"metric\['default'\] must be a number"),
+    ("0.5", TypeError, r"^metric '0\.5' has no scalar \(it is a str\); built-in tuners and assessors need a number or a dict with a numeric 'default' key$"),
+    (True, TypeError, r"^metric True has no scalar \(it is a bool\)"),
+    ([1], ValueError, r"^metric \[1\] has no scalar \(it is a list\); .* need a number or a dict with a numeric 'default' key$"),
+    ({"acc": 1}, ValueError, r"^metric \{'acc': 1\} has no scalar \(it is a dict without a 'default' key\)"),
+    ({"default": "1"}, ValueError, r"its 'default' is a str"),
 ])
 def test_extract_scalar_reward_errors(value, err, match):
-    with pytest.raises(err, match=match):
+    # ValueError for the v2.5 contract, still a TypeError for callers written against ours
+    with pytest.raises(err, match=match) as info:
         extract_scalar_reward(value)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+    assert "\n" not in str(info.value)
 
 
 def test_extract_scalar_history():

@@ -4,10 +4,11 @@ Each function talks to the trial channel chosen from the environment
 (:mod:`nni.runtime.platform`): standalone when ``NNI_PLATFORM`` is unset, the parameter and
 metrics files in local mode, HTTP when ``NNI_MANAGER_URL`` is set.
 
-Metrics: a number (int, float, numpy scalar) or a dict with a numeric ``'default'`` key plus
-any JSON-serializable extra keys. NaN and infinities are accepted and sent as JSON
-``NaN`` / ``Infinity`` (a diverging trial should still report); bools, strings, lists and dicts
-without a numeric ``'default'`` raise ``TypeError`` / ``ValueError`` at the call.
+Metrics: any JSON-serializable value, as in NNI v2.5 -- numbers, dicts, lists, numpy scalars
+and arrays (sent as numbers / lists). NaN and infinities are sent as JSON ``NaN`` / ``Infinity``
+(a diverging trial should still report). Built-in tuners and assessors need a number or a dict
+with a numeric ``'default'`` key (extra keys are shown in the web UI); a custom tuner receives
+the metric as reported. Something that is not JSON serializable raises ``TypeError`` at the call.
 """
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ def report_intermediate_result(metric: Any) -> None:
     """Report an intermediate result (e.g. per-epoch accuracy); it goes to the assessor.
 
     Args:
-        metric: a number, or a dict with a numeric ``'default'`` key.
+        metric: any JSON-serializable value; built-in algorithms need a number or a dict
+            with a numeric ``'default'`` key.
     """
     global _intermediate_seq
     value = dump_metric_value(metric)
@@ -110,7 +112,8 @@ def report_final_result(metric: Any) -> None:
     """Report the final result of the trial; it goes to the tuner.
 
     Args:
-        metric: a number, or a dict with a numeric ``'default'`` key.
+        metric: any JSON-serializable value; built-in algorithms need a number or a dict
+            with a numeric ``'default'`` key.
     """
     value = dump_metric_value(metric)
     channel = get_channel()

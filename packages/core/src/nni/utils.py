@@ -9,6 +9,9 @@
   :meth:`ClassArgsValidator.check`), and :func:`check_class_args`, which runs one and turns any
   failure into a one-line ``ValueError`` naming the field.
 * :class:`NoMoreTrialError` -- raised by a tuner whose search space is exhausted.
+* v2.5 helpers for tuners written against NNI v2.5: :class:`NodeType`, :func:`json2space` /
+  :func:`json2parameter` (nested-aware search-space walkers, as the v2.5 evolution tuner used
+  them), :func:`split_index` and :func:`convert_dict2tuple`.
 """
 from __future__ import annotations
 
@@ -28,6 +31,11 @@ __all__ = [
     "is_number",
     "split_index",
     "merge_parameter",
+    "MetricValueError",
+    "NodeType",
+    "json2space",
+    "json2parameter",
+    "convert_dict2tuple",
 ]
 
 
@@ -63,8 +71,23 @@ def _is_numpy_bool(value: Any) -> bool:
     return type(value).__name__ == "bool_" and type(value).__module__ == "numpy"
 
 
+class MetricValueError(ValueError, TypeError):
+    """A reported metric has no scalar a built-in algorithm can use.
+
+    A ``ValueError`` (and, for code written against older versions, a ``TypeError``).
+    """
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def extract_scalar_reward(value: Any, scalar_key: str = "default") -> float:
     """The scalar of a reported metric.
+
+    Trials may report any JSON-serializable metric; built-in tuners and assessors need a number
+    or a dict with a numeric ``scalar_key`` and call this to get it.
 
     Args:
         value: a number (int, float, numpy scalar) or a dict whose ``scalar_key`` is a number.
@@ -75,29 +98,212 @@ def extract_scalar_reward(value: Any, scalar_key: str = "default") -> float:
         results should treat them as the worst value.
 
     Raises:
-        TypeError: ``value`` is neither a number nor a dict; a one-line message.
-        ValueError: a dict without a numeric ``scalar_key``.
+        MetricValueError: (a ``ValueError``) one line naming the metric value and saying that a
+            number or a dict with a numeric ``scalar_key`` is needed.
     """
     if is_number(value):
         return float(value)
-    if isinstance(value, dict):
-        if scalar_key not in value:
-            raise ValueError(
-                f"metric dict has no {scalar_key!r} key (keys: {', '.join(map(str, value)) or 'none'}); "
-                f"report a number or a dict with a numeric {scalar_key!r} key"
-            )
-        inner = value[scalar_key]
-        if not is_number(inner):
-            raise ValueError(f"metric[{scalar_key!r}] must be a number, got {type(inner).__name__} {inner!r}")
-        return float(inner)
-    raise TypeError(
-        f"metric must be a number or a dict with a numeric {scalar_key!r} key, got {type(value).__name__} {value!r}"
+    if isinstance(value, dict) and scalar_key in value and is_number(value[scalar_key]):
+        return float(value[scalar_key])
+    if isinstance(value, dict) and scalar_key in value:
+        why = f"its {scalar_key!r} is a {type(value[scalar_key]).__name__}"
+    elif isinstance(value, dict):
+        why = f"it is a dict without a {scalar_key!r} key"
+    else:
+        why = f"it is a {type(value).__name__}"
+    raise MetricValueError(
+        f"metric {_short(value)} has no scalar ({why}); built-in tuners and assessors need a number "
+        f"or a dict with a numeric {scalar_key!r} key"
     )
 
 
 def extract_scalar_history(trial_history: Iterable[Any], scalar_key: str = "default") -> list[float]:
     """:func:`extract_scalar_reward` applied to every intermediate result of a trial."""
     return [extract_scalar_reward(v, scalar_key) for v in trial_history]
+
+
+def convert_dict2tuple(value: Any) -> Any:
+    """Make a (nested) dict hashable: every dict becomes the tuple of its sorted items.
+
+    As in NNI v2.5, the dicts inside ``value`` are replaced in place by their tuples (the
+    original data changes); other values are returned as they are.
+
+    Example:
+        >>> convert_dict2tuple({'b': 1, 'a': {'y': 2, 'x': 3}})
+        (('a', (('x', 3), ('y', 2))), ('b', 1))
+    """
+    if isinstance(value, dict):
+        for key in value:
+            value[key] = convert_dict2tuple(value[key])
+        return tuple(sorted(value.items()))
+    return value
+
+
+class NodeType:
+    """Special keys of a search space and the root name of :func:`json2space` paths (v2.5)."""
+
+    ROOT = "root"
+    TYPE = "_type"
+    VALUE = "_value"
+    INDEX = "_index"
+    NAME = "_name"
+
+
+def _is_nested_option(option: Any) -> bool:
+    # v2.5 semantics: only a dict with "_name" is a nested space; other dicts are plain values
+    return isinstance(option, dict) and NodeType.NAME in option
+
+
+def json2space(x: Any, oldy: Any = None, name: str = NodeType.ROOT) -> list[str]:
+    """The names of the parameters of a search space (nested ones included), as used by
+    :func:`json2parameter`'s ``is_rand``.
+
+    Args:
+        x: the search space (or a part of it).
+        oldy: a configuration produced by :func:`json2parameter` (choices as
+            ``{'_index': i, '_value': v}``); when given, only the parameters active in it are
+            listed (the chosen branch of each nested choice).
+        name: the name of ``x``'s node; the root by default.
+
+    Returns:
+        Names like ``'root[lr]-uniform'``, ``'root[optimizer]-choice'``,
+        ``'root[optimizer]-choice[1][lr]-loguniform'`` -- a choice comes after the parameters
+        of its branches.
+    """
+    names: list[str] = []
+    if isinstance(x, dict):
+        if NodeType.TYPE in x:
+            node = f"{name}-{x[NodeType.TYPE]}"
+            if x[NodeType.TYPE] == "choice":
+                options = x[NodeType.VALUE]
+                if oldy is not None:
+                    index = oldy[NodeType.INDEX]
+                    if _is_nested_option(options[index]):
+                        names += json2space(options[index], oldy[NodeType.VALUE], f"{node}[{index}]")
+                else:
+                    for i, option in enumerate(options):
+                        if _is_nested_option(option):
+                            names += json2space(option, None, f"{node}[{i}]")
+            names.append(node)
+        else:
+            for key, sub in x.items():
+                if key == NodeType.NAME:
+                    continue
+                names += json2space(sub, oldy[key] if oldy is not None else None, f"{name}[{key}]")
+    return names
+
+
+def _sample(type_: str, args: list, random_state: Any) -> Any:
+    """One value of a numerical ``_type`` drawn with ``random_state`` (numpy ``RandomState`` or
+    ``Generator``, or :class:`random.Random`), following NNI's search-space spec."""
+    import math
+
+    def uniform(low: float, high: float) -> float:
+        return float(random_state.uniform(low, high))
+
+    def normal(mu: float, sigma: float) -> float:
+        draw = getattr(random_state, "normal", None) or random_state.gauss
+        return float(draw(mu, sigma))
+
+    def quantize(v: float, q: float) -> float:
+        return float(round(v / q) * q)
+
+    if type_ == "randint":
+        low, high = int(args[0]), max(int(args[1]), int(args[0]) + 1)
+        if hasattr(random_state, "integers"):
+            return int(random_state.integers(low, high))
+        if hasattr(random_state, "randint") and type(random_state).__module__.startswith("numpy"):
+            return int(random_state.randint(low, high))
+        return int(random_state.randrange(low, high))
+    if type_ == "uniform":
+        return uniform(args[0], args[1])
+    if type_ == "quniform":
+        return min(max(quantize(uniform(args[0], args[1]), args[2]), float(args[0])), float(args[1]))
+    if type_ == "loguniform":
+        return min(max(math.exp(uniform(math.log(args[0]), math.log(args[1]))), float(args[0])), float(args[1]))
+    if type_ == "qloguniform":
+        v = math.exp(uniform(math.log(args[0]), math.log(args[1])))
+        return min(max(quantize(v, args[2]), float(args[0])), float(args[1]))
+    if type_ == "normal":
+        return normal(args[0], args[1])
+    if type_ == "qnormal":
+        return quantize(normal(args[0], args[1]), args[2])
+    if type_ == "lognormal":
+        return math.exp(normal(args[0], args[1]))
+    if type_ == "qlognormal":
+        return quantize(math.exp(normal(args[0], args[1])), args[2])
+    raise ValueError(f"search space: unknown _type {type_!r}")
+
+
+def _choose_index(size: int, random_state: Any) -> int:
+    if hasattr(random_state, "integers"):
+        return int(random_state.integers(size))
+    if hasattr(random_state, "randint") and type(random_state).__module__.startswith("numpy"):
+        return int(random_state.randint(size))
+    return int(random_state.randrange(size))
+
+
+def json2parameter(
+    x: Any,
+    is_rand: dict,
+    random_state: Any,
+    oldy: Any = None,
+    Rand: bool = False,  # noqa: N803 (v2.5's name)
+    name: str = NodeType.ROOT,
+) -> Any:
+    """Sample a configuration of a search space, or re-sample part of ``oldy`` (mutation).
+
+    Args:
+        x: the search space.
+        is_rand: ``{name: bool}`` over the names of :func:`json2space`: which parameters get a
+            new random value; the others keep their value from ``oldy``.
+        random_state: ``numpy.random.RandomState`` (as in v2.5), a numpy ``Generator`` or a
+            :class:`random.Random`.
+        oldy: the configuration to start from (``None``: every parameter must be random).
+        Rand: re-sample everything below this node (set for the branch of a re-sampled choice).
+        name: the name of ``x``'s node.
+
+    Returns:
+        The configuration with each choice as ``{'_index': i, '_value': option}`` (a nested
+        option's parameters sampled inside it); :func:`split_index` turns it into the
+        parameters a trial receives.
+    """
+    import copy
+
+    if isinstance(x, dict):
+        if NodeType.TYPE in x:
+            type_, args = x[NodeType.TYPE], x[NodeType.VALUE]
+            node = f"{name}-{type_}"
+            rand = Rand or bool(is_rand.get(node, False))
+            if type_ == "choice":
+                if rand:
+                    index = _choose_index(len(args), random_state)
+                    sub_old = None
+                else:
+                    if oldy is None:
+                        raise ValueError(f"json2parameter: {node} is not random and has no old value")
+                    index = oldy[NodeType.INDEX]
+                    sub_old = oldy[NodeType.VALUE]
+                option = args[index]
+                if _is_nested_option(option):
+                    value = json2parameter(option, is_rand, random_state, sub_old, rand, f"{node}[{index}]")
+                else:
+                    value = copy.deepcopy(option)
+                return {NodeType.INDEX: index, NodeType.VALUE: value}
+            if rand:
+                return _sample(type_, list(args), random_state)
+            if oldy is None:
+                raise ValueError(f"json2parameter: {node} is not random and has no old value")
+            return copy.deepcopy(oldy)
+        out = {}
+        for key, sub in x.items():
+            if key == NodeType.NAME:
+                out[key] = sub
+                continue
+            out[key] = json2parameter(sub, is_rand, random_state, oldy[key] if oldy is not None else None,
+                                      Rand, f"{name}[{key}]")
+        return out
+    return copy.deepcopy(x)
 
 
 def split_index(params: Any) -> Any:

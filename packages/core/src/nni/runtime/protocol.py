@@ -53,7 +53,8 @@ Dispatcher -> manager
 =====  =====================  ==============================================================
 
 The streams default to the process's stdin / stdout; :func:`set_streams` (or ``python -m nni
---command_fds IN,OUT``) selects others.
+--command_fds IN,OUT``) selects others, and, as in NNI v2.5, tests may assign the module
+globals ``_in_file`` / ``_out_file`` (e.g. ``io.BytesIO`` objects) directly.
 """
 from __future__ import annotations
 
@@ -131,25 +132,28 @@ def decode_header(header: bytes) -> tuple[CommandType, int]:
 
 
 _lock = threading.Lock()
-_in_stream: BinaryIO | None = None
-_out_stream: BinaryIO | None = None
+# The streams, under NNI v2.5's names: tests written for v2.5 replace them directly
+# (``protocol._in_file = BytesIO(frames)``, ``protocol._out_file = BytesIO()``). ``None`` means
+# the process's stdin / stdout, looked up at each call so that a redirected sys.stdin counts.
+_in_file: BinaryIO | None = None
+_out_file: BinaryIO | None = None
 
 
 def set_streams(in_stream: BinaryIO | None = None, out_stream: BinaryIO | None = None) -> None:
     """Use these binary streams for :func:`receive` / :func:`send` (``None`` keeps the current)."""
-    global _in_stream, _out_stream
+    global _in_file, _out_file
     if in_stream is not None:
-        _in_stream = in_stream
+        _in_file = in_stream
     if out_stream is not None:
-        _out_stream = out_stream
+        _out_file = out_stream
 
 
 def _get_in() -> BinaryIO:
-    return _in_stream if _in_stream is not None else sys.stdin.buffer
+    return _in_file if _in_file is not None else sys.stdin.buffer
 
 
 def _get_out() -> BinaryIO:
-    return _out_stream if _out_stream is not None else sys.stdout.buffer
+    return _out_file if _out_file is not None else sys.stdout.buffer
 
 
 def send(command: CommandType, data: str | bytes = "") -> None:

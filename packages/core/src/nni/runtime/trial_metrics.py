@@ -10,8 +10,9 @@ it travels as a *record* (a JSON object)::
   multi-phase trial asks for its next parameters; then ``value`` is ``""`` and the record has an
   extra ``"parameter_index"``).
 * ``sequence``: 0, 1, 2, ... for the intermediate results of a trial; 0 for the final result.
-* ``value``: the metric *as a JSON string* (``json.dumps(metric)``), as NNI does; numpy scalars
-  and arrays are converted to Python numbers / lists first. NaN and infinities are kept and
+* ``value``: the metric *as a JSON string* (``json.dumps(metric)``), as NNI does; any
+  JSON-serializable metric is accepted (numbers, dicts, lists, ...); numpy scalars and arrays
+  are converted to Python numbers / lists first. NaN and infinities are kept and
   written as the JSON tokens ``NaN`` / ``Infinity`` / ``-Infinity`` (Python's ``json`` reads them).
 
 In the metrics file (``$NNI_OUTPUT_DIR/.nni/metrics``, local mode) each record is framed as::
@@ -25,8 +26,6 @@ rest arrives. Over HTTP (:mod:`nni.runtime.platform.http`) the same record dict 
 from __future__ import annotations
 
 import json
-import math
-import numbers
 TYPE_CHECKING = False  # typing is left out: every trial process imports this module
 if TYPE_CHECKING:
     from typing import Any, Iterator
@@ -55,50 +54,40 @@ class MetricFormatError(ValueError):
 
 
 def _to_builtin(obj: Any) -> Any:
-    """json ``default`` hook: numpy scalars/arrays -> Python numbers/lists."""
-    if hasattr(obj, "tolist") and type(obj).__module__.split(".")[0] == "numpy":
-        return obj.tolist()
-    if hasattr(obj, "item") and type(obj).__module__.split(".")[0] == "numpy":
-        return obj.item()
+    """json ``default`` hook: numpy (or torch) scalars and arrays -> Python numbers / lists.
+
+    Duck-typed (``.tolist()``, then ``.item()``) so that numpy is never imported here: every
+    trial process imports this module.
+    """
+    for method in ("tolist", "item"):
+        convert = getattr(obj, method, None)
+        if callable(convert):
+            try:
+                return convert()
+            except (TypeError, ValueError):
+                continue
     raise TypeError(f"metric contains an object of type {type(obj).__name__} that is not JSON serializable")
 
 
-def _check_number(value: Any, what: str) -> float | int:
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
-        raise TypeError(f"{what} must be a number, got bool {value!r}")
-    if not isinstance(value, numbers.Real):
-        raise TypeError(f"{what} must be a number (int or float), got {type(value).__name__} {value!r}")
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    return float(value)
-
-
 def dump_metric_value(metric: Any) -> str:
-    """Check a reported metric and return it as the JSON string that goes into ``value``.
+    """Return a reported metric as the JSON string that goes into ``value``.
 
-    Accepted: a number (int, float, numpy scalar; NaN/inf allowed), or a dict with a numeric
-    ``'default'`` key plus any JSON-serializable extra keys (numpy values converted).
+    Any JSON-serializable metric is accepted, as in NNI v2.5: numbers (NaN/inf allowed), dicts,
+    lists, strings, numpy scalars and arrays (converted to numbers / lists). Built-in tuners and
+    assessors need a number or a dict with a numeric ``'default'`` key; they say so, naming the
+    metric, when they get something else (:func:`nni.utils.extract_scalar_reward`).
 
     Raises:
-        TypeError: the metric is neither a number nor a dict, or is not JSON serializable.
-        ValueError: a dict without a numeric ``'default'`` key.
+        TypeError: the metric (or something inside it) is not JSON serializable.
     """
-    if isinstance(metric, dict):
-        if "default" not in metric:
-            keys = ", ".join(map(str, metric)) or "none"
-            raise ValueError(f"metric dict must have a numeric 'default' key (keys: {keys})")
-        try:
-            _check_number(metric["default"], "metric['default']")
-        except TypeError as err:
-            raise ValueError(str(err)) from None
-        for key in metric:
-            if not isinstance(key, str):
-                raise TypeError(f"metric dict keys must be strings, got {type(key).__name__} {key!r}")
+    if isinstance(metric, float) and type(metric) is not float:
+        metric = float(metric)  # numpy.float64 is a float subclass; keep the plain number
+    try:
         return json.dumps(metric, default=_to_builtin)
-    number = _check_number(metric, "metric")
-    if isinstance(number, float) and not math.isfinite(number):
-        return json.dumps(number)  # NaN / Infinity / -Infinity tokens
-    return json.dumps(number)
+    except TypeError as err:
+        raise TypeError(f"metric must be JSON serializable: {err}") from None
+    except ValueError as err:  # circular reference
+        raise TypeError(f"metric must be JSON serializable: {err}") from None
 
 
 def load_metric_value(value: str) -> Any:

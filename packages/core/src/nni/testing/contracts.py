@@ -57,6 +57,19 @@ NESTED_SPACE = {
     ]},
     "lr": {"_type": "uniform", "_value": [0.0001, 0.1]},
 }
+# v2.5: dict options without "_name" are plain categorical values, given to the trial unchanged
+PLAIN_DICT_CHOICE = {"_type": "choice", "_value": [
+    {"optimizer": "Adam", "learning_rate": 0.001},
+    {"optimizer": "SGD", "learning_rate": 0.01, "momentum": [0.9, 0.99]},
+]}
+# v2.5: a range whose low equals its high always gives that value
+DEGENERATE_EXAMPLES: dict[str, tuple[dict, Any]] = {
+    "randint": ({"_type": "randint", "_value": [4, 4]}, 4),
+    "uniform": ({"_type": "uniform", "_value": [0.25, 0.25]}, 0.25),
+    "quniform": ({"_type": "quniform", "_value": [6, 6, 2]}, 6),
+    "loguniform": ({"_type": "loguniform", "_value": [0.001, 0.001]}, 0.001),
+    "qloguniform": ({"_type": "qloguniform", "_value": [10, 10, 5]}, 10),
+}
 
 
 def _roundtrip(params: Any) -> Any:
@@ -72,7 +85,7 @@ def drive_dispatcher(
     ``ER``, are returned)."""
     inp = io.BytesIO(b"".join(protocol.encode(c, d) for c, d in commands))
     out = io.BytesIO()
-    old_in, old_out = protocol._in_stream, protocol._out_stream
+    old_in, old_out = protocol._in_file, protocol._out_file
     protocol.set_streams(inp, out)
     try:
         dispatcher.run()
@@ -80,7 +93,7 @@ def drive_dispatcher(
         if not expect_error:
             raise
     finally:
-        protocol._in_stream, protocol._out_stream = old_in, old_out
+        protocol._in_file, protocol._out_file = old_in, old_out
     replies = []
     data = out.getvalue()
     pos = 0
@@ -177,6 +190,42 @@ class TunerContract:
         tuner.update_search_space(space)
         got = self._run(tuner, space, self.n_trials)
         assert got
+
+    def test_plain_dict_choice_is_categorical(self) -> None:
+        if "choice" not in self.supported_types or self.numeric_choice_only:
+            pytest.skip("non-numeric choices not supported")
+        tuner = self.make_tuner()
+        space = {"combo": PLAIN_DICT_CHOICE, "k": {"_type": "choice", "_value": [1, 2]}}
+        tuner.update_search_space(space)
+        got = self._run(tuner, space, 12)
+        assert got
+        for params in got:
+            assert params["combo"] in PLAIN_DICT_CHOICE["_value"], params
+        assert space["combo"] == PLAIN_DICT_CHOICE  # the tuner did not change the search space
+
+    @pytest.mark.parametrize("type_name", sorted(DEGENERATE_EXAMPLES))
+    def test_degenerate_range_gives_its_value(self, type_name: str) -> None:
+        if type_name not in self.supported_types:
+            pytest.skip(f"{type_name} not supported")
+        spec, expected = DEGENERATE_EXAMPLES[type_name]
+        tuner = self.make_tuner()
+        space = {"x": spec}
+        if "choice" in self.supported_types:
+            space["c"] = {"_type": "choice", "_value": [1, 2, 3, 4]}
+        tuner.update_search_space(space)
+        got = self._run(tuner, space, 15)
+        assert got
+        for params in got:
+            assert params["x"] == expected, params
+            assert type_name != "randint" or isinstance(params["x"], int), params
+
+    def test_randint_float_bounds_rejected(self) -> None:
+        if "randint" not in self.supported_types or not self.rejects_unsupported_types:
+            pytest.skip("randint not supported")
+        tuner = self.make_tuner()
+        with pytest.raises(ValueError, match=r"'x'.*randint lower must be an integer, got 1\.0"):
+            tuner.update_search_space({"x": {"_type": "randint", "_value": [1.0, 5]}})
+            tuner.generate_parameters(0)
 
     @pytest.mark.parametrize("type_name", _TYPE_ORDER)
     def test_unsupported_type_rejected(self, type_name: str) -> None:

@@ -33,13 +33,13 @@ class ReferenceRandomTunerValidator(ClassArgsValidator):
 def _enumerate(spec: dict, limit: int) -> list | None:
     kind, args = spec["_type"], spec["_value"]
     if kind == "randint":
-        n = int(args[1]) - int(args[0])
-        return list(range(int(args[0]), int(args[1]))) if n <= limit else None
+        upper = max(int(args[1]), int(args[0]) + 1)  # randint [n, n] is the constant n
+        return list(range(int(args[0]), upper)) if upper - int(args[0]) <= limit else None
     if kind != "choice":
         return None
     out: list = []
     for option in args:
-        if isinstance(option, dict):
+        if isinstance(option, dict) and "_name" in option:  # a dict without _name is a plain value
             combos = _enumerate_space({k: v for k, v in option.items() if isinstance(v, dict) and "_type" in v}, limit)
             if combos is None:
                 return None

@@ -2,6 +2,9 @@
 
 Works from the search-space JSON itself (the ten ``_type``s of NNI's spec plus nested
 ``choice``), so an algorithm is checked against the spec, not against another implementation.
+NNI v2.5 semantics: only a ``choice`` option that is a dict with ``_name`` is a nested space (any
+other dict option is a plain value that must reach the trial unchanged), and a range whose low
+equals its high (``randint [n, n]`` included) always gives that value.
 """
 from __future__ import annotations
 
@@ -45,7 +48,17 @@ def _same_option(value: Any, option: Any) -> bool:
         return _num(value) and value == option
     if isinstance(option, str):
         return isinstance(value, str) and value == option
+    if isinstance(option, dict):
+        return (isinstance(value, dict) and set(value) == set(option)
+                and all(_same_option(value[k], option[k]) for k in option))
+    if isinstance(option, list):
+        return (isinstance(value, list) and len(value) == len(option)
+                and all(_same_option(v, o) for v, o in zip(value, option)))
     return value == option
+
+
+def _nested(option: Any) -> bool:
+    return isinstance(option, dict) and "_name" in option
 
 
 def check_value(spec: dict, value: Any, path: str) -> None:
@@ -57,8 +70,8 @@ def check_value(spec: dict, value: Any, path: str) -> None:
         raise SearchSpaceMismatch(f"{path}: {why} (got {value!r} for {kind} {args!r})")
 
     if kind == "choice":
-        nested = [o for o in args if isinstance(o, dict)]
-        if isinstance(value, dict) and nested:
+        nested = [o for o in args if _nested(o)]
+        if isinstance(value, dict) and "_name" in value and nested:
             name = value.get("_name")
             branch = next((o for o in nested if o.get("_name") == name), None)
             if branch is None:
@@ -74,7 +87,7 @@ def check_value(spec: dict, value: Any, path: str) -> None:
                 elif value[key] != sub:
                     fail(f"nested constant {key} changed")
             return
-        if not any(_same_option(value, o) for o in args if not isinstance(o, dict)):
+        if not any(_same_option(value, o) for o in args if not _nested(o)):
             fail("not one of the options (or not of the option's type)")
         return
     if not _num(value):
@@ -86,7 +99,10 @@ def check_value(spec: dict, value: Any, path: str) -> None:
         low, high = args[0], args[1]
         if not isinstance(value, numbers.Integral):
             fail("randint must give an int")
-        if not (low <= value < high):
+        if low == high:
+            if value != low:
+                fail("randint [n, n] must give n")
+        elif not (low <= value < high):
             fail("outside [lower, upper)")
     elif kind in ("uniform", "loguniform"):
         if not _in_range(v, args[0], args[1]):
@@ -132,20 +148,20 @@ def random_value(spec: dict, rng: Any) -> Any:
     args = spec["_value"]
     if kind == "choice":
         option = args[rng.randrange(len(args))]
-        if isinstance(option, dict):
+        if _nested(option):
             return {k: (random_value(v, rng) if isinstance(v, dict) and "_type" in v else v) for k, v in option.items()}
         return option
     if kind == "randint":
-        return rng.randrange(int(args[0]), int(args[1]))
+        return rng.randrange(int(args[0]), max(int(args[1]), int(args[0]) + 1))
     if kind == "uniform":
         return rng.uniform(args[0], args[1])
     if kind == "quniform":
-        return min(max(round(rng.uniform(args[0], args[1]) / args[2]) * args[2], args[0]), args[1])
+        return float(min(max(round(rng.uniform(args[0], args[1]) / args[2]) * args[2], args[0]), args[1]))
     if kind == "loguniform":
-        return math.exp(rng.uniform(math.log(args[0]), math.log(args[1])))
+        return min(max(math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))), args[0]), args[1])
     if kind == "qloguniform":
         v = math.exp(rng.uniform(math.log(args[0]), math.log(args[1])))
-        return min(max(round(v / args[2]) * args[2], args[0]), args[1])
+        return float(min(max(round(v / args[2]) * args[2], args[0]), args[1]))
     if kind == "normal":
         return rng.gauss(args[0], args[1])
     if kind == "qnormal":

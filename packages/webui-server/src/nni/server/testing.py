@@ -11,6 +11,7 @@ import asyncio
 import json
 import math
 import random
+import re
 import socket
 import threading
 import time
@@ -105,6 +106,24 @@ def synthetic_experiment(
         registry.upsert(experiment_id, name="synthetic", status="DONE", start_time=start, end_time=start + (n_trials + 5) * 1000,
                         platform="local", workdir=str(exp_dir), port=None)
     return {"experiment_id": experiment_id, "trials": n_trials, "finals": finals, "metrics": len(metrics)}
+
+
+def wait_until(predicate, timeout: float = 90, what: str = "", interval: float = 0.2):
+    """Poll ``predicate()`` until it returns something truthy and return that; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def experiment_id_of(nnictl_output: str) -> str:
+    """The experiment id that ``nnictl create`` / ``resume`` printed."""
+    m = re.search(r"The experiment id is (\w+)", nnictl_output)
+    assert m, nnictl_output
+    return m.group(1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

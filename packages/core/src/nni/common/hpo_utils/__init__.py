@@ -16,6 +16,7 @@ from .formatting import (
     deformat_parameters,
     format_parameters,
     format_search_space,
+    is_nested_option,
     key_to_path,
 )
 from .loading import load_search_space
@@ -30,6 +31,7 @@ __all__ = [
     'deformat_parameters',
     'format_parameters',
     'format_search_space',
+    'is_nested_option',
     'key_to_path',
     'load_search_space',
     'validate_search_space',

@@ -25,9 +25,20 @@ Internal ("formatted") values
 
     :func:`deformat_parameters` turns internal values into the dict the trial receives and
     :func:`format_parameters` is its inverse (for ``import_data``).
+
+Nested choices (NNI v2.5 semantics)
+    Only a ``choice`` option that is a dict **with** a ``_name`` key is a nested search space.
+    Any other option -- a dict without ``_name`` included -- is a plain categorical value that
+    the trial receives unchanged.
+
+Degenerate ranges
+    A range whose low equals its high (``uniform [2, 2]``, ``loguniform``, ``quniform``, ...)
+    and ``randint [n, n]`` always yield that value; :meth:`ParameterSpec.is_constant` tells
+    tuners, which must not fit distributions of zero width.
 """
 from __future__ import annotations
 
+import copy
 import decimal
 import math
 import numbers
@@ -41,6 +52,7 @@ __all__ = [
     'format_search_space',
     'deformat_parameters',
     'format_parameters',
+    'is_nested_option',
 ]
 
 ParameterKey = Tuple[Any, ...]
@@ -85,6 +97,13 @@ class ParameterSpec(NamedTuple):
     sigma: Optional[float] = None
     q: Optional[float] = None
     log_distributed: bool = False
+
+    def is_constant(self) -> bool:
+        """Whether this parameter can take only one value: a numerical range whose low equals
+        its high, or a ``randint`` / ``choice`` with one value."""
+        if self.categorical:
+            return self.size == 1
+        return not self.normal_distributed and self.low == self.high
 
     def is_nested(self) -> bool:
         """Whether this parameter lives inside a nested ``choice`` option."""
@@ -155,8 +174,14 @@ def _format_into(out: FormattedSearchSpace, space: Mapping[str, Any], prefix: Pa
         out[key] = param
         if param.type == 'choice':
             for index, option in enumerate(param.values):
-                if isinstance(option, dict):
+                if is_nested_option(option):
                     _format_into(out, option, key + (index,))
+
+
+def is_nested_option(option: Any) -> bool:
+    """Whether a ``choice`` option is a nested search space (a dict with ``_name``); any other
+    option, a dict without ``_name`` included, is a plain value given to the trial as is."""
+    return isinstance(option, Mapping) and '_name' in option
 
 
 def _format_parameter(name: str, spec: Mapping[str, Any], key: ParameterKey) -> ParameterSpec:
@@ -171,6 +196,7 @@ def _format_parameter(name: str, spec: Mapping[str, Any], key: ParameterKey) -> 
                              size=len(values), chosen_size=1)
     if type_ == 'randint':
         low, high = int(values[0]), int(values[1])
+        high = max(high, low + 1)  # randint [n, n] is the constant n
         return ParameterSpec(name=name, type=type_, values=values, key=key, categorical=True,
                              size=high - low, chosen_size=1, low=low, high=high)
 
@@ -226,12 +252,13 @@ def deformat_parameters(formatted_parameters: Mapping[ParameterKey, Any],
         if spec.type == 'choice':
             index = _check_index(spec, x)
             option = spec.values[index]
-            if isinstance(option, dict):
-                nested = {'_name': option['_name']} if '_name' in option else {}
+            if is_nested_option(option):
+                nested = {'_name': option['_name']}
                 containers[key + (index,)] = nested
                 container[spec.name] = nested
             else:
-                container[spec.name] = option
+                # a copy: the trial may mutate a dict/list option; the search space must not change
+                container[spec.name] = copy.deepcopy(option)
         elif spec.type == 'randint':
             container[spec.name] = spec.low + _check_index(spec, x)
         else:
@@ -292,7 +319,7 @@ def format_parameters(parameters: Mapping[str, Any],
         if spec.type == 'choice':
             index = _find_option(spec, value)
             result[key] = index
-            if isinstance(spec.values[index], dict):
+            if is_nested_option(spec.values[index]):
                 levels[key + (index,)] = value
         elif spec.type == 'randint':
             if not _is_number(value) or value != int(value) or not spec.low <= value < spec.high:
@@ -311,19 +338,23 @@ def format_parameters(parameters: Mapping[str, Any],
 
 
 def _find_option(spec: ParameterSpec, value: Any) -> int:
-    if isinstance(value, Mapping):
-        name = value.get('_name')
+    if isinstance(value, Mapping) and '_name' in value:
         for i, option in enumerate(spec.values):
-            if isinstance(option, dict) and option.get('_name') == name:
+            if is_nested_option(option) and option['_name'] == value['_name']:
                 return i
-    else:
-        for i, option in enumerate(spec.values):
-            if not isinstance(option, dict) and _same(option, value):
-                return i
+    for i, option in enumerate(spec.values):
+        if not is_nested_option(option) and _same(option, value):
+            return i
     raise ValueError(f'parameter {_path(spec.key)!r}: {value!r} is not one of the choices {_options_text(spec.values)}')
 
 
 def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, Mapping) or isinstance(b, Mapping):
+        return (isinstance(a, Mapping) and isinstance(b, Mapping) and a.keys() == b.keys()
+                and all(_same(a[k], b[k]) for k in a))
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b)
+                and all(_same(x, y) for x, y in zip(a, b)))
     # bool is an int subclass: True must not match 1
     if isinstance(a, bool) != isinstance(b, bool):
         return False
@@ -331,7 +362,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _options_text(options: list) -> str:
-    return '[' + ', '.join(repr(o['_name']) if isinstance(o, dict) else repr(o) for o in options) + ']'
+    return '[' + ', '.join(repr(o['_name']) if is_nested_option(o) else repr(o) for o in options) + ']'
 
 
 def _is_number(x: Any) -> bool:

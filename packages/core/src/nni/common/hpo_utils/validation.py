@@ -130,12 +130,11 @@ class _Checker:
         names = {}
         for index, option in enumerate(options):
             option_key = key + (index,)
-            if isinstance(option, Mapping):
+            # v2.5: only a dict with "_name" is a nested space; other dicts are plain options
+            if isinstance(option, Mapping) and '_name' in option:
                 if not self.allow_nested:
                     by = f' by {self.algorithm_name}' if self.algorithm_name else ''
-                    self.fail(option_key, f'nested choice (an option that is a dict) is not supported{by}')
-                if '_name' not in option:
-                    self.fail(option_key, 'nested choice option must have a "_name" key')
+                    self.fail(option_key, f'nested choice (an option that is a dict with "_name") is not supported{by}')
                 name = option['_name']
                 if not isinstance(name, (str, int, float)) or isinstance(name, bool):
                     self.fail(option_key, f'"_name" must be a string or number, got {_type_name(name)}')
@@ -161,15 +160,14 @@ class _Checker:
         args = dict(zip(labels, value))
         if type_ == 'randint':
             for label in labels:
-                if args[label] != int(args[label]):
+                if not isinstance(args[label], int):
                     self.fail(key, f'randint {label} must be an integer, got {args[label]!r}')
-            if args['lower'] >= args['upper']:
-                self.fail(key, f'randint lower must be < upper (values are integers in [lower, upper)), '
-                               f'got [{_num(args["lower"])}, {_num(args["upper"])}]')
+            if args['lower'] > args['upper']:
+                self.fail(key, f'randint lower must be <= upper, got [{_num(args["lower"])}, {_num(args["upper"])}]')
             return
         if 'low' in args:
-            if args['low'] >= args['high']:
-                self.fail(key, f'{type_} low must be < high, got low={_num(args["low"])} high={_num(args["high"])}')
+            if args['low'] > args['high']:
+                self.fail(key, f'{type_} low must be <= high, got low={_num(args["low"])} high={_num(args["high"])}')
             if type_ in ('loguniform', 'qloguniform') and args['low'] <= 0:
                 self.fail(key, f'{type_} low must be > 0 (log scale), got {_num(args["low"])}')
         if 'sigma' in args and args['sigma'] <= 0:

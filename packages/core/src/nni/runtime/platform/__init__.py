@@ -4,6 +4,8 @@ Chosen from the environment (:mod:`nni.runtime.env_vars`) the first time a trial
 
 * no ``NNI_PLATFORM`` -> :class:`~nni.runtime.platform.standalone.StandaloneChannel`
   (parameters ``{}``, metrics printed on stdout);
+* ``NNI_PLATFORM=unittest`` -> :class:`~nni.runtime.platform.test.UnittestChannel`
+  (parameters and metrics in memory, for unit tests of trial code; see :mod:`.test`);
 * ``NNI_MANAGER_URL`` set -> :class:`~nni.runtime.platform.http.HttpChannel`;
 * otherwise (``local``, or a remote platform whose training service copies files) ->
   :class:`~nni.runtime.platform.local.FileChannel` (``$NNI_SYS_DIR/parameter.cfg`` in,
@@ -44,6 +46,10 @@ def get_channel() -> TrialChannel:
         from .standalone import StandaloneChannel
 
         channel: Any = StandaloneChannel(env)
+    elif env.platform == "unittest":
+        from .test import UnittestChannel
+
+        channel = UnittestChannel(env)
     elif env.manager_url:
         from .http import HttpChannel
 

@@ -6,6 +6,10 @@ is one column; a row is one configuration: the option index for categorical para
 parameter is not active (a nested parameter whose branch was not chosen). Random sampling,
 mutation and the TPE model all work on these rows; :meth:`FlatSpace.to_parameters` turns one back
 into the user's dict via :func:`nni.common.hpo_utils.deformat_parameters`.
+
+A numerical range whose low equals its high (``uniform [2, 2]`` ...) is one column that is
+categorical with a single option: no model ever sees a zero-width range, and
+:meth:`FlatSpace.to_formatted` puts the constant back.
 """
 from __future__ import annotations
 
@@ -28,20 +32,25 @@ class FlatSpace:
         self.specs = [self.formatted[k] for k in self.keys]
         index = {k: i for i, k in enumerate(self.keys)}
         self.dims: list[Dim] = []
-        for spec in self.specs:
+        # column -> internal value of a numerical parameter whose range is one point
+        self.constants: dict[int, float] = {}
+        for j, spec in enumerate(self.specs):
             parent = parent_choice = None
             if len(spec.key) > 1:
                 parent = index[tuple(spec.key[:-2])]
                 parent_choice = int(spec.key[-2])
             if spec.categorical:
                 dim = Dim(True, size=int(spec.size), parent=parent, parent_choice=parent_choice)
+            elif spec.is_constant():
+                self.constants[j] = float(spec.low)
+                dim = Dim(True, size=1, parent=parent, parent_choice=parent_choice)
             elif spec.normal_distributed:
                 dim = Dim(False, mu=float(spec.mu), sigma=float(spec.sigma), parent=parent,
                           parent_choice=parent_choice)
             else:
                 dim = Dim(False, low=float(spec.low), high=float(spec.high), parent=parent,
                           parent_choice=parent_choice)
-            if spec.q:
+            if spec.q and j not in self.constants:
                 dim.rounder = self._make_rounder(spec)
             self.dims.append(dim)
         self.children: list[list[int]] = [[] for _ in self.dims]
@@ -79,6 +88,8 @@ class FlatSpace:
     def internal_of(self, j: int, value: Any) -> float:
         """Column ``j``'s row value for a formatted (internal) value."""
         spec = self.specs[j]
+        if j in self.constants:
+            return 0.0
         if spec.log_distributed and spec.q and not math.isfinite(value):
             return math.log(spec.q / 4)  # qlognormal rounded to 0
         return float(value)
@@ -88,7 +99,10 @@ class FlatSpace:
         """``{key: internal value}`` of the active columns (indices as ``int``)."""
         out = {}
         for j in np.flatnonzero(~np.isnan(row)):
-            out[self.keys[j]] = int(round(row[j])) if self.specs[j].categorical else float(row[j])
+            if j in self.constants:
+                out[self.keys[j]] = self.constants[j]
+            else:
+                out[self.keys[j]] = int(round(row[j])) if self.specs[j].categorical else float(row[j])
         return out
 
     def to_parameters(self, row: np.ndarray) -> dict:
@@ -134,7 +148,7 @@ class FlatSpace:
 
     def is_finite(self) -> bool:
         """True when every parameter takes finitely many values (categorical or bounded q)."""
-        return all(s.categorical or (s.q and not s.normal_distributed) for s in self.specs)
+        return all(s.categorical or s.is_constant() or (s.q and not s.normal_distributed) for s in self.specs)
 
     def row_key(self, row: np.ndarray) -> tuple:
         """A hashable identity of a configuration (inactive columns omitted)."""
@@ -149,8 +163,8 @@ class FlatSpace:
         and ``high`` (``[2, 10, 5]`` -> 2, 5, 10; ``[0, 10, 2.5]`` -> 0, 2.5, ..., 10).
         """
         spec = self.specs[j]
-        if spec.categorical:
-            return [float(i) for i in range(int(spec.size))]
+        if spec.categorical or j in self.constants:
+            return [float(i) for i in range(int(self.dims[j].size))]
         if not spec.q or spec.normal_distributed:
             raise ValueError(f"parameter {spec.name!r} of type {spec.type} has infinitely many values")
         lo, hi = self._bounds(spec)

@@ -28,73 +28,103 @@ import numpy as np
 
 from nni.common.hpo_utils import deformat_parameters, format_parameters, format_search_space, key_to_path
 from nni.tuner import Tuner
-from nni.utils import ClassArgsValidator, extract_scalar_reward
+from nni.utils import ClassArgsValidator, NodeType, extract_scalar_reward
 
 from ._tuner_support import ALL_TYPES, check_liar_type, check_search_space, liar_loss, loss_of, parse_optimize_mode
 
-__all__ = ["HyperoptTuner", "AnnealTuner", "HyperoptClassArgsValidator", "AnnealClassArgsValidator", "json2space", "json2parameter"]
+__all__ = ["HyperoptTuner", "AnnealTuner", "HyperoptClassArgsValidator", "AnnealClassArgsValidator", "json2space", "json2parameter", "json2vals", "NodeType"]
 
 _logger = logging.getLogger(__name__)
 
 ALGORITHMS = ("tpe", "random_search", "anneal")
 
 
-def _label(key: tuple) -> str:
-    return key_to_path(key)
+def _label(key: tuple, name: str = NodeType.ROOT) -> str:
+    """hyperopt label of a parameter: its path (``lr``, ``optimizer[1].lr``), prefixed by
+    ``name + '/'`` when a caller passes its own ``name`` (so two spaces can share one domain)."""
+    path = key_to_path(key)
+    return path if name == NodeType.ROOT else f"{name}/{path}"
 
 
-def json2space(search_space: dict, _prefix: tuple = ()) -> dict:
-    """Turn an NNI search space into a hyperopt expression (a dict of ``hp.*`` nodes).
+def json2space(in_x: dict, name: str = NodeType.ROOT, _prefix: tuple = ()) -> dict:
+    """Turn an NNI search space into a hyperopt space (a dict of ``hp.*`` expressions).
 
-    Labels are the parameter paths (``lr``, ``optimizer[1].lr``); a nested choice option becomes
-    a dict keeping its ``_name``.
+    Labels are the parameter paths (``lr``, ``optimizer[1].lr``); a nested choice option (a dict
+    with ``_name``) becomes a dict keeping its ``_name``; any other option, a dict without
+    ``_name`` included, is a plain value. A one-point range (low == high) is that constant
+    (hyperopt's models cannot fit a zero-width range).
+
+    Example::
+
+        space = json2space({'lr': {'_type': 'loguniform', '_value': [1e-4, 1e-1]}})
+        vals = hyperopt.pyll.stochastic.sample(space)   # {'lr': 0.0031...}
     """
     from hyperopt import hp
 
+    from nni.common.hpo_utils import format_search_space, is_nested_option
+
     out: dict[str, Any] = {}
-    for name, spec in search_space.items():
-        if name == "_name" and _prefix:
-            out[name] = spec
+    for key_name, spec in in_x.items():
+        if key_name == NodeType.NAME and _prefix:
+            out[key_name] = spec
             continue
-        key = _prefix + (name,)
-        label = _label(key)
-        type_, value = spec["_type"], spec["_value"]
-        if type_ == "choice":
-            options = [json2space(opt, key + (i,)) if isinstance(opt, dict) else opt for i, opt in enumerate(value)]
-            out[name] = hp.choice(label, options)
+        key = _prefix + (key_name,)
+        label = _label(key, name)
+        type_, value = spec[NodeType.TYPE], spec[NodeType.VALUE]
+        formatted = format_search_space({key_name: spec})[(key_name,)]
+        if formatted.is_constant() and type_ != "choice":
+            out[key_name] = formatted.low if type_ == "randint" else float(value[0])
+        elif type_ == "choice":
+            options = [json2space(opt, name, key + (i,)) if is_nested_option(opt) else opt for i, opt in enumerate(value)]
+            out[key_name] = hp.choice(label, options)
         elif type_ == "randint":
-            out[name] = hp.randint(label, int(value[0]), int(value[1]))
+            out[key_name] = hp.randint(label, int(value[0]), int(value[1]))
         elif type_ == "uniform":
-            out[name] = hp.uniform(label, value[0], value[1])
+            out[key_name] = hp.uniform(label, value[0], value[1])
         elif type_ == "quniform":
-            out[name] = hp.quniform(label, value[0], value[1], value[2])
+            out[key_name] = hp.quniform(label, value[0], value[1], value[2])
         elif type_ == "loguniform":
-            out[name] = hp.loguniform(label, math.log(value[0]), math.log(value[1]))
+            out[key_name] = hp.loguniform(label, math.log(value[0]), math.log(value[1]))
         elif type_ == "qloguniform":
-            out[name] = hp.qloguniform(label, math.log(value[0]), math.log(value[1]), value[2])
+            out[key_name] = hp.qloguniform(label, math.log(value[0]), math.log(value[1]), value[2])
         elif type_ == "normal":
-            out[name] = hp.normal(label, value[0], value[1])
+            out[key_name] = hp.normal(label, value[0], value[1])
         elif type_ == "qnormal":
-            out[name] = hp.qnormal(label, value[0], value[1], value[2])
+            out[key_name] = hp.qnormal(label, value[0], value[1], value[2])
         elif type_ == "lognormal":
-            out[name] = hp.lognormal(label, value[0], value[1])
+            out[key_name] = hp.lognormal(label, value[0], value[1])
         elif type_ == "qlognormal":
-            out[name] = hp.qlognormal(label, value[0], value[1], value[2])
+            out[key_name] = hp.qlognormal(label, value[0], value[1], value[2])
         else:
-            raise ValueError(f"search space {label!r}: type {type_!r} is not supported by HyperoptTuner")
+            raise ValueError(f"search space {key_to_path(key)!r}: type {type_!r} is not supported by HyperoptTuner")
     return out
 
 
-def json2parameter(search_space: dict, vals: dict) -> dict:
-    """Turn hyperopt's ``vals`` (``{label: value}`` or ``{label: [value]}``; choice values are
-    option indices) into the parameters a trial receives, following NNI's search-space spec."""
-    formatted_space = format_search_space(search_space)
+def json2parameter(in_x: dict, parameter: dict, name: str = NodeType.ROOT) -> dict:
+    """Turn hyperopt's values back into the parameters a trial receives.
+
+    Args:
+        in_x: the NNI search space given to :func:`json2space`.
+        parameter: hyperopt's ``vals`` (``{label: value}`` or ``{label: [value]}`` as in
+            ``trials.trials[i]['misc']['vals']``); choice values are option indices, as hyperopt
+            gives them.
+        name: the ``name`` given to :func:`json2space`.
+
+    Returns:
+        The parameters, following NNI's search-space spec (``q`` types clipped into
+        ``[low, high]``, ``randint`` as ``int``, a chosen nested option as
+        ``{'_name': ..., <its parameters>}``, a plain option unchanged).
+    """
+    formatted_space = format_search_space(in_x)
     formatted: dict = {}
     for key, spec in formatted_space.items():
-        label = _label(key)
-        if label not in vals:
+        if spec.is_constant() and spec.type != "choice":
+            formatted[key] = 0 if spec.type == "randint" else spec.low
             continue
-        v = vals[label]
+        label = _label(key, name)
+        if label not in parameter:
+            continue
+        v = parameter[label]
         if isinstance(v, (list, tuple)):
             if not v:
                 continue
@@ -108,20 +138,32 @@ def json2parameter(search_space: dict, vals: dict) -> dict:
     return deformat_parameters(formatted, formatted_space)
 
 
-def _parameter2vals(formatted_space: dict, parameters: dict) -> dict:
-    """Inverse of :func:`json2parameter`: ``{label: value}`` for the active labels."""
-    formatted = format_parameters(parameters, formatted_space)
-    vals = {}
-    for key, v in formatted.items():
+def json2vals(in_x: dict, vals: dict, out_y: dict, name: str = NodeType.ROOT) -> None:
+    """Fill ``out_y`` with hyperopt's ``{label: value}`` for the NNI parameters ``vals``.
+
+    The inverse of :func:`json2parameter`, used to hand finished trials to hyperopt
+    (``import_data``): choice values become option indices, only the labels of active
+    parameters are written. Raises ``ValueError`` naming the parameter when ``vals`` does not
+    fit the search space.
+    """
+    formatted_space = format_search_space(in_x)
+    for key, v in format_parameters(vals, formatted_space).items():
         spec = formatted_space[key]
+        if spec.is_constant() and spec.type != "choice":
+            continue  # a constant has no label in the hyperopt space
         if spec.type == "randint":
             v = spec.low + int(v)
         elif spec.type == "choice":
             v = int(v)
         elif spec.log_distributed:
             v = math.exp(v)
-        vals[_label(key)] = v
-    return vals
+        out_y[_label(key, name)] = v
+
+
+def _parameter2vals(search_space: dict, parameters: dict) -> dict:
+    out: dict = {}
+    json2vals(search_space, parameters, out)
+    return out
 
 
 class HyperoptClassArgsValidator(ClassArgsValidator):
@@ -179,7 +221,8 @@ class HyperoptTuner(Tuner):
         old_data = self._completed_data() if self.trials is not None else []
         self.search_space = search_space
         self._formatted = format_search_space(search_space)
-        self._labels = [_label(k) for k in self._formatted]
+        self._labels = [_label(k) for k, spec in self._formatted.items()
+                        if not (spec.is_constant() and spec.type != "choice")]
         self.domain = hyperopt.Domain(lambda _: 0, json2space(search_space), pass_expr_memo_ctrl=None)
         self.trials = hyperopt.Trials()
         self._tids = {}
@@ -291,7 +334,7 @@ class HyperoptTuner(Tuner):
             raise RuntimeError("HyperoptTuner: update_search_space() must be called before import_data()")
         for record in data:
             try:
-                vals = _parameter2vals(self._formatted, record["parameter"])
+                vals = _parameter2vals(self.search_space, record["parameter"])
                 metric = extract_scalar_reward(record["value"])
                 loss = loss_of(record["value"], self.optimize_mode)
             except (KeyError, TypeError, ValueError) as err:

@@ -188,7 +188,8 @@ class TpeTuner(Tuner):
         # a failed trial stops being pending; a successful one was already moved by its result
         self._pending.pop(parameter_id, None)
 
-    def import_data(self, data: list[dict]) -> None:
+    def import_data(self, data: list[dict]) -> int:
+        """Use earlier results; returns how many records were valid for this search space."""
         if self.space is None:
             raise RuntimeError("TPE: update_search_space() must be called before import_data()")
         imported = 0
@@ -199,7 +200,8 @@ class TpeTuner(Tuner):
                 imported += 1
             except (KeyError, TypeError, ValueError) as err:
                 _logger.warning("TPE: skipping imported record %r: %s", record, err)
-        _logger.info("TPE: imported %d of %d records", imported, len(data))
+        _logger.info("Successfully import data to TPE tuner, total data: %d, imported data: %d.", len(data), imported)
+        return imported
 
     # ------------------------------------------------------------------ internals
     def _add(self, row: np.ndarray, value: Any) -> None:
