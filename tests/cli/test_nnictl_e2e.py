@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from nni.server.testing import wait_until as _wait, experiment_id_of as _id_of
+
 pytestmark = pytest.mark.slow
 
 TRIAL = """\
@@ -24,26 +26,15 @@ nni.report_final_result(p["x"])
 """
 
 
-def _id_of(create_out: str) -> str:
-    m = re.search(r"The experiment id is (\w+)", create_out)
-    assert m, create_out
-    return m.group(1)
-
-
-def _wait(predicate, timeout=60, what=""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+def _final(trial):
+    finals = trial.get("finalMetricData") or []
+    return json.loads(finals[-1]["data"]) if finals else None
 
 
 def _trials(nnictl, eid):
+    """``nnictl trial ls`` prints v2.5's JSON: the REST trial-job objects."""
     out = nnictl("trial", "ls", eid).stdout
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| ") and "trialJobId" not in line]
-    return [{"id": r[0], "seq": int(r[1]), "status": r[2], "final": r[5]} for r in rows]
+    return [{"id": t["trialJobId"], "seq": t["sequenceId"], "status": t["status"], "final": _final(t)} for t in json.loads(out)]
 
 
 def test_lifecycle(nnictl, write_config, free_port, tmp_path):
@@ -75,9 +66,10 @@ def test_lifecycle(nnictl, write_config, free_port, tmp_path):
     _wait(lambda: json.loads(nnictl("experiment", "status", eid).stdout)["status"] == "DONE", what="DONE")
     trials = _trials(nnictl, eid)
     assert len(trials) == 8 and sum(t["status"] == "SUCCEEDED" for t in trials) == 7
-    head = [t for t in _trials_from(nnictl("trial", "ls", eid, "--head", "2").stdout)]
+    head = [t for t in _trials_from(nnictl("trial", "ls", eid, "--head", "2", "--table").stdout)]
     best = sorted((float(t["final"]) for t in trials if t["status"] == "SUCCEEDED"), reverse=True)[:2]
     assert [float(t["final"]) for t in head] == best
+    assert [_final(t) for t in json.loads(nnictl("trial", "ls", eid, "--head", "2").stdout)] == best
 
     # export / import
     exported = tmp_path / "export.json"
@@ -86,7 +78,11 @@ def test_lifecycle(nnictl, write_config, free_port, tmp_path):
     assert len(data) == 7 and all(d["intermediate"] == [pytest.approx(d["value"] / 2)] for d in data)
     nnictl("experiment", "export", eid, "-f", str(tmp_path / "export.csv"), "--type", "csv")
     assert len((tmp_path / "export.csv").read_text().splitlines()) == 8
-    assert "Imported 7 trial results" in nnictl("experiment", "import", eid, "--filename", str(exported)).stdout
+    imported = nnictl("experiment", "import", eid, "--filename", str(exported)).stdout
+    assert "Import data success! Sent 7 records" in imported and "the manager stored 7" in imported
+    assert "The tuner (RandomTuner) received 7 records" in imported
+    imported = nnictl("experiment", "import", eid, "--filename", str(tmp_path / "export.csv")).stdout
+    assert "Sent 7 records" in imported and "the manager stored 7" in imported
 
     # top shows the running experiment until interrupted
     top = subprocess.Popen([nnictl.executable, "top", "--time", "0.2"], stdout=subprocess.PIPE, text=True, env=nnictl.env)
@@ -95,7 +91,7 @@ def test_lifecycle(nnictl, write_config, free_port, tmp_path):
     top_out = top.communicate(timeout=30)[0]
     assert top.returncode == 0 and f"| {eid} |" in top_out and "SUCCEEDED: 7" in top_out
     assert f"experimentName: cli-e2e" in nnictl("config", "show").stdout
-    assert nnictl("log", "stderr", eid, "--path").stdout.strip().endswith("log/nnictl_stderr.log")
+    assert nnictl("log", "stderr", eid, "--path").stdout.split()[0].endswith("log/nnictl_stderr.log")
 
     # stop; a stopped experiment can be read but not changed
     assert "Stop experiment success" in nnictl("stop", eid).stdout
@@ -119,7 +115,12 @@ def test_lifecycle(nnictl, write_config, free_port, tmp_path):
 
     # delete
     assert nnictl.managers() == []
-    nnictl("experiment", "delete", eid)
+    for answer in ("n\n", ""):  # "n", then no stdin at all (EOF): nothing is deleted
+        kept = subprocess.run([nnictl.executable, "experiment", "delete", eid], input=answer, capture_output=True, text=True,
+                              env=nnictl.env, timeout=60)
+        assert kept.returncode == 0 and "[y/N]" in kept.stdout and "Nothing deleted." in kept.stdout
+        assert (nnictl.root / eid).exists()
+    nnictl("experiment", "delete", eid, "-y")
     assert not (nnictl.root / eid).exists() and eid not in nnictl("experiment", "list", "--all").stdout
 
 
@@ -219,7 +220,7 @@ def test_saved_package_viewed_elsewhere(nnictl, free_port, tmp_path):
     out = nnictl("view", "--experiment_dir", str(other_root / "pkgexp01"), "--port", str(free_port)).stdout
     assert "The experiment id is pkgexp01" in out
     assert "| pkgexp01 | synthetic | VIEWED" in nnictl("experiment", "list").stdout
-    assert nnictl("log", "trial", "-T", "T00002").stdout.strip() == str(other_root / "pkgexp01" / "trials" / "T00002" / "trial.log")
+    assert nnictl("log", "trial", "-T", "T00002", "--path").stdout.split()[0] == str(other_root / "pkgexp01" / "trials" / "T00002" / "trial.log")
     from nni.runtime.rest_api import RestClient
 
     assert RestClient(free_port).call("get_trial_file", id="T00002", filename="stdout") == "stdout of T00002\n"

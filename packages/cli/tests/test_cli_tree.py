@@ -19,13 +19,13 @@ REFERENCE = {
     "update concurrency": ["--value"],
     "update duration": ["--value"],
     "update trialnum": ["--value"],
-    "trial ls": ["--head", "--tail"],
+    "trial ls": ["--head", "--tail", "--table"],
     "trial kill": ["--trial_id"],
     "top": ["--time"],
     "experiment show": [],
     "experiment status": [],
     "experiment list": ["--all"],
-    "experiment delete": ["--all"],
+    "experiment delete": ["--all", "--yes"],
     "experiment export": ["--filename", "--type", "--intermediate"],
     "experiment import": ["--filename"],
     "experiment save": ["--path", "--saveCodeDir"],
@@ -87,9 +87,15 @@ def test_bad_option_exits_non_zero_with_usage():
 
 
 def test_version_lists_distributions(capsys):
+    from nni.runtime.distributions import installed_distributions
+
     assert main(["--version"]) == 0
     out = capsys.readouterr().out.splitlines()
+    dists = installed_distributions()
+    assert out[0] == dists["nni"]  # the bare meta-package version first, as v2.5 prints it
+    assert out[1:] == [f"{name} {version}" for name, version in dists.items()]
     assert "nni-core 0.1.0" in out and "nni-cli 0.1.0" in out
+    assert main(["-v"]) == 0 and capsys.readouterr().out.splitlines() == out
 
 
 def test_bash_completion_script(tmp_path):

@@ -46,14 +46,30 @@ def test_list_show_status(capsys, synth):
     assert json.loads(out) == {"status": "DONE", "errors": []}
 
 
-def test_trial_ls_head_tail(capsys, synth):
-    finals = {t: (v["default"] if isinstance(v, dict) else v) for t, v in synth["finals"].items()}
+def test_trial_ls_prints_v25_json(capsys, synth, root):
+    """NNI v2.5 prints the REST trial-job objects as one pretty-printed JSON array."""
     rc, out, _ = run(capsys, "trial", "ls", "synth001")
-    assert rc == 0 and out.count("| T000") == 12
+    trials = json.loads(out)
+    store = ExperimentStore(store_path(root / "synth001"), readonly=True)
+    try:
+        assert rc == 0 and trials == store.trial_jobs()
+    finally:
+        store.close()
+    assert len(trials) == 12 and out.startswith("[\n    {")
+    assert {"trialJobId", "status", "hyperParameters", "logPath", "startTime", "endTime", "finalMetricData"} <= set(trials[0])
+    finals = {t: (v["default"] if isinstance(v, dict) else v) for t, v in synth["finals"].items()}
     rc, out, _ = run(capsys, "trial", "ls", "synth001", "--head", "3")
+    assert [t["trialJobId"] for t in json.loads(out)] == sorted(finals, key=finals.get, reverse=True)[:3]
+
+
+def test_trial_ls_table_head_tail(capsys, synth):
+    finals = {t: (v["default"] if isinstance(v, dict) else v) for t, v in synth["finals"].items()}
+    rc, out, _ = run(capsys, "trial", "ls", "synth001", "--table")
+    assert rc == 0 and out.count("| T000") == 12
+    rc, out, _ = run(capsys, "trial", "ls", "synth001", "-t", "--head", "3")
     listed = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| T")]
     assert listed == sorted(finals, key=finals.get, reverse=True)[:3]
-    rc, out, _ = run(capsys, "trial", "ls", "synth001", "--tail", "2")
+    rc, out, _ = run(capsys, "trial", "ls", "synth001", "--table", "--tail", "2")
     listed = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| T")]
     assert listed == sorted(finals, key=finals.get)[:2]
     assert "FAILED" not in out  # only trials with a final result
@@ -86,9 +102,13 @@ def test_log_trial(capsys, synth, root):
     rc, out, _ = run(capsys, "log", "trial", "synth001")
     assert rc == 0 and f"T00000: {root / 'synth001' / 'trials' / 'T00000' / 'trial.log'}" in out
     rc, out, _ = run(capsys, "log", "trial", "synth001", "-T", "T00001", "--tail", "5")
-    assert rc == 0 and out == "trial T00001 started\n"
+    folder = root / "synth001" / "trials" / "T00001"
+    assert rc == 0 and out == (f"==> {folder / 'trial.log'} <==\ntrial T00001 started\n\n==> {folder / 'stdout'} <==\n"
+                               f"stdout of T00001\n\n==> {folder / 'stderr'} <==\n")
+    rc, out, _ = run(capsys, "log", "trial", "synth001", "-T", "T00001", "--path")
+    assert out.split() == [str(folder / name) for name in ("trial.log", "stdout", "stderr")]
     rc, out, err = run(capsys, "log", "stdout", "synth001", "--path")
-    assert out.strip() == str(root / "synth001" / "log" / "nnictl_stdout.log")
+    assert out.split() == [str(root / "synth001" / "log" / name) for name in ("nnictl_stdout.log", "nnimanager.log")]
 
 
 @pytest.mark.parametrize("ext", [".zip", ".tar.gz"])
@@ -119,7 +139,7 @@ def test_save_load_roundtrip(capsys, synth, root, tmp_path, monkeypatch, ext):
     rc, out, _ = run(capsys, "experiment", "list", "--all")
     assert "| synth001 | synthetic | DONE" in out  # the saved status
     rc, out, _ = run(capsys, "trial", "ls", "synth001", "--head", "1")
-    assert rc == 0 and out.count("| T") == 1
+    assert rc == 0 and len(json.loads(out)) == 1
     rc, _, err = run(capsys, "experiment", "load", "--path", str(package), "--codeDir", str(tmp_path / "code3"))
     assert rc == 1 and "already exists" in err
 
@@ -135,9 +155,33 @@ def test_delete_and_platform_clean(capsys, synth, root, tmp_path):
     assert rc == 0, err
     assert not leftover.exists() and (root / "synth001" / "db" / "nni.sqlite").exists()
     assert "never started" in out
-    rc, out, _ = run(capsys, "experiment", "delete", "synth001")
+    rc, out, _ = run(capsys, "experiment", "delete", "synth001", "-y")
     assert rc == 0 and not (root / "synth001").exists()
     assert ExperimentsRegistry(root).get("synth001") is None
+
+
+@pytest.mark.parametrize("answer, deleted", [("y\n", True), ("yes\n", True), ("n\n", False), ("\n", False), ("", False)])
+def test_delete_asks_for_confirmation(capsys, synth, root, monkeypatch, answer, deleted):
+    """v2.5 asks before deleting; only y/yes deletes, no stdin at all (EOF) means no."""
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(answer))
+    rc, out, _ = run(capsys, "experiment", "delete", "synth001")
+    assert rc == 0 and "[y/N]" in out and "synth001" in out
+    assert (root / "synth001").exists() is not deleted
+    assert (ExperimentsRegistry(root).get("synth001") is None) is deleted
+    assert ("Nothing deleted." in out) is not deleted
+
+
+def test_delete_all_asks_and_yes_skips(capsys, synth, root, monkeypatch):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    rc, out, _ = run(capsys, "experiment", "delete", "--all")
+    assert rc == 0 and "Nothing deleted." in out and (root / "synth001").exists()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # -y: stdin is never read
+    rc, out, _ = run(capsys, "experiment", "delete", "--all", "--yes")
+    assert rc == 0 and "[y/N]" not in out and not (root / "synth001").exists()
 
 
 def test_port_owner_is_named():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -34,6 +35,10 @@ def fake_registry(tmp_path, monkeypatch):
              for kind, name in [("tuner", "TPE"), ("tuner", "Random"), ("assessor", "Medianstop"), ("advisor", "BOHB")]]
     registry.user_registry_path().parent.mkdir(parents=True)
     registry.user_registry_path().write_text(json.dumps({"algorithms": algos}))  # JSON is YAML
+    # Serve them as installed (built-in) algorithms: only those get the standard search-space check.
+    user_entries = registry._user_entries
+    monkeypatch.setattr(registry, "_builtin_entries", lambda kind: [dataclasses.replace(e, source="builtin") for e in user_entries(kind)])
+    monkeypatch.setattr(registry, "_user_entries", lambda kind: [])
 
 
 BASE = {

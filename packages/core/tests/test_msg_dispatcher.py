@@ -12,6 +12,7 @@ from nni.__main__ import encode_exp_params
 from nni.assessor import AssessResult, Assessor
 from nni.runtime import protocol
 from nni.runtime.msg_dispatcher import MsgDispatcher
+from nni.runtime.msg_dispatcher_base import MsgDispatcherBase
 from nni.runtime.protocol import CommandType as C
 from nni.testing import ReferenceRandomTuner, drive_dispatcher
 from nni.testing.scenario import NaturalsTuner, SumModAssessor, expected_kill_step, trial_values
@@ -34,7 +35,7 @@ class RecordingTuner(Tuner):
         self.n = n
         self.count = 0
         if accept is not None:
-            self.accept_customized_trials = accept
+            self._accept_customized_trials(accept)
 
     def update_search_space(self, search_space):
         self.calls.append(("ss", search_space))
@@ -120,7 +121,7 @@ def test_second_final_and_unknown_ids_ignored():
 
 
 def test_customized_trial_and_import_data():
-    tuner = RecordingTuner()
+    tuner = RecordingTuner(accept=True)
     replies = drive_dispatcher(MsgDispatcher(tuner), [
         (C.Initialize, "{}"),
         (C.ImportData, json.dumps([{"parameter": {"x": 1}, "value": "0.5", "parameter_id": 0}, {"parameter": {"x": 2}, "value": 0.7}])),
@@ -159,7 +160,11 @@ def test_handler_error_sends_er_and_raises():
         drive_dispatcher(MsgDispatcher(Broken()), [(C.Initialize, "{}"), (C.RequestTrialJobs, "1")])
     replies = drive_dispatcher(MsgDispatcher(Broken()), [(C.Initialize, "{}"), (C.RequestTrialJobs, "1"), (C.Terminate, "")],
                                expect_error=True)
-    assert replies == [(C.Initialized, ""), (C.Error, "ZeroDivisionError: division by zero second line")]
+    assert replies[0] == (C.Initialized, "") and [c for c, _ in replies] == [C.Initialized, C.Error]
+    first, blank, *trace = replies[1][1].splitlines()
+    assert (first, blank) == ("ZeroDivisionError: division by zero second line", "")
+    assert trace[0] == "Traceback (most recent call last):" and "in generate_parameters" in replies[1][1]
+    assert trace[-2:] == ["ZeroDivisionError: division by zero", "second line"]
 
 
 def test_docs_protocol_scenario_in_process():
@@ -276,7 +281,9 @@ def test_process_algorithm_error_sends_er_and_exits_nonzero(tmp_path):
     d.send(C.Initialize, "{}")
     assert d.recv() == (C.Initialized, "")
     d.send(C.RequestTrialJobs, "1")
-    assert d.recv() == (C.Error, "RuntimeError: cannot sample at all")
+    command, message = d.recv()
+    assert command is C.Error and message.splitlines()[0] == "RuntimeError: cannot sample at all"
+    assert 'bad_tuner.py", line 7, in generate_parameters' in message
     rc, _ = d.finish()
     assert rc == 1
     assert "Traceback" in (tmp_path / "log" / "dispatcher.log").read_text()
@@ -384,3 +391,105 @@ def test_build_dispatcher_options(monkeypatch):
         build_dispatcher({"tuner": TUNER_REF, "assessor": {"className": "nni.testing.scenario.SumModAssessor", "classArgs": {"modulus": 1}}})
     with pytest.raises(DispatcherConfigError, match="neither tuner nor advisor"):
         build_dispatcher({})
+
+
+# ----- trials added by hand, failures that must not crash, advisor-only dispatchers -----
+
+CUSTOM_RUN = [
+    (C.Initialize, "{}"), (C.RequestTrialJobs, "1"), (C.AddCustomizedTrialJob, json.dumps({"x": 42})),
+    me(0, "A0", "FINAL", 0, 0.1), en("A0", "SUCCEEDED", 0),
+    me(1, "C1", "PERIODICAL", 0, 0.5), me(1, "C1", "FINAL", 0, 0.9), en("C1", "SUCCEEDED", 1),
+]
+
+
+def test_customized_trials_reach_only_a_tuner_that_opts_in():
+    class V25Tuner(RecordingTuner):  # the v2.5 spelling: call it in __init__
+        def __init__(self):
+            super().__init__()
+            self._accept_customized_trials()
+
+    default = RecordingTuner()
+    assert default.accept_customized_trials is False
+    replies = drive_dispatcher(MsgDispatcher(default), CUSTOM_RUN)
+    assert json.loads(replies[-1][1])["parameter_source"] == "customized"  # the trial itself still runs
+    assert [c for c in default.calls if c[0] in ("result", "end")] == [("result", 0, {"x": 0}, 0.1, False), ("end", 0, True)]
+
+    opted_in = V25Tuner()
+    drive_dispatcher(MsgDispatcher(opted_in), CUSTOM_RUN)
+    assert [c for c in opted_in.calls if c[0] in ("result", "end")] == [
+        ("result", 0, {"x": 0}, 0.1, False), ("end", 0, True), ("result", 1, {"x": 42}, 0.9, True), ("end", 1, True)]
+    opted_in._accept_customized_trials(False)
+    assert opted_in.accept_customized_trials is False
+
+
+def test_intermediate_result_without_trial_id_is_ignored():
+    seen = []
+
+    class Recording(Assessor):
+        def assess_trial(self, trial_job_id, trial_history):
+            seen.append((trial_job_id, list(trial_history)))
+            return AssessResult.Good
+
+    no_id = json.dumps({"parameter_id": 0, "type": "PERIODICAL", "sequence": 0, "value": "1"})
+    no_id_request = json.dumps({"parameter_id": None, "type": "REQUEST_PARAMETER", "sequence": 0, "value": ""})
+    replies = drive_dispatcher(MsgDispatcher(RecordingTuner(), Recording()), [
+        (C.Initialize, "{}"), (C.RequestTrialJobs, "1"), (C.ReportMetricData, no_id), (C.ReportMetricData, no_id_request),
+        me(0, "T", "PERIODICAL", 0, 2.0), (C.Terminate, ""),
+    ])
+    assert seen == [("T", [2.0])]
+    assert C.Error not in [c for c, _ in replies]
+
+
+class MinimalAdvisor(MsgDispatcherBase):
+    """Implements only the four required handlers, like a small advisor written for v2.5."""
+
+    def __init__(self):  # no super().__init__(), as some v2.5 advisors do
+        self.seen = []
+        self.stopping = False
+
+    def handle_initialize(self, data):
+        self.send(C.Initialized, "")
+
+    def handle_request_trial_jobs(self, data):
+        for i in range(int(data)):
+            self.send(C.NewTrialJob, protocol.pack_parameter(i, {"i": i}))
+
+    def handle_report_metric_data(self, data):
+        self.seen.append(("metric", data["parameter_id"], data["value"]))
+
+    def handle_trial_end(self, data):
+        self.seen.append(("end", data["trial_job_id"]))
+
+
+def test_advisor_only_dispatcher_handles_every_command():
+    advisor = MinimalAdvisor()
+    replies = drive_dispatcher(advisor, [
+        (C.Initialize, "{}"), (C.RequestTrialJobs, "1"), (C.UpdateSearchSpace, json.dumps(SPACE)),
+        (C.ImportData, json.dumps([{"parameter": {"i": 5}, "value": 1}])), (C.AddCustomizedTrialJob, json.dumps({"i": 9})),
+        me("customized_0", "C", "PERIODICAL", 0, 1), me("customized_0", "C", "FINAL", 0, 2), en("C", "SUCCEEDED", "customized_0"),
+        me(0, "A", "FINAL", 0, 3), en("A", "SUCCEEDED", 0),
+        (C.ReportMetricData, json.dumps({"parameter_id": 0, "type": "PERIODICAL", "sequence": 0, "value": "1"})),
+        (C.Ping, ""), (C.Terminate, ""),
+    ])
+    assert [c for c, _ in replies] == [C.Initialized, C.NewTrialJob, C.NewTrialJob]
+    assert json.loads(replies[2][1]) == {"parameter_id": "customized_0", "parameter_source": "customized",
+                                         "parameters": {"i": 9}, "parameter_index": 0}
+    assert advisor.seen == [("metric", 0, 3), ("end", "A")]  # the hand-added trial is not passed on
+    assert advisor.stopping
+
+
+def test_error_report_of_the_process_has_the_traceback(tmp_path):
+    code = tmp_path / "algos"
+    code.mkdir()
+    (code / "raising.py").write_text(textwrap.dedent("""
+        from nni.tuner import Tuner
+        class T(Tuner):
+            def __init__(self):
+                raise RuntimeError("no GPU for the tuner")
+    """))
+    d = DispatcherProcess({"tuner": {"className": "raising.T", "codeDirectory": str(code)}}, tmp_path)
+    command, message = d.recv()
+    assert command is C.Error and message.splitlines()[0] == "RuntimeError: no GPU for the tuner"
+    assert "Traceback (most recent call last):" in message and 'raising.py", line 5, in __init__' in message
+    assert d.finish()[0] == 1
+    assert 'raising.py", line 5, in __init__' in (tmp_path / "log" / "dispatcher.log").read_text()

@@ -22,8 +22,10 @@ Logs go to ``$NNI_LOG_DIRECTORY/dispatcher.log`` when that variable is set, else
 as ``[2021-10-12 10:00:00] INFO (nni.dispatcher/MainThread) message``.
 
 classArgs are checked with the class's validator before the class is built. Any failure while
-building the algorithms or handling a command is reported with an ``ER`` command (one line)
-and the process exits with status 1; ``TE`` or the end of the input stream exits with 0.
+building the algorithms or handling a command is reported with an ``ER`` command and the
+process exits with status 1; ``TE`` or the end of the input stream exits with 0. The ``ER`` text
+is one line for a config mistake (unknown name, bad classArgs), else one line, a blank line and
+the traceback (it is also in ``dispatcher.log``).
 """
 from __future__ import annotations
 
@@ -191,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from .runtime import protocol
-    from .runtime.msg_dispatcher_base import error_line
+    from .runtime.msg_dispatcher_base import error_report
 
     try:
         open_command_streams(args.command_fds)
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             _logger.error("%s", message)
         else:
             _logger.exception("failed to create the algorithms")
-            message = error_line(err)
+            message = error_report(err)
         protocol.send(protocol.CommandType.Error, message)
         return 1
     try:

@@ -11,7 +11,10 @@ Example:
 
 The experiment runs in a manager process (``python -m nni.server``, from the
 nni-webui-server distribution); this class talks to it through the REST routes of
-:mod:`nni.runtime.rest_api`. Nothing here imports the server.
+:mod:`nni.runtime.rest_api`. Once it is stopped (``run()`` returns with the experiment
+stopped, as in NNI v2.5), the reading methods (``get_status``, ``export_data``,
+``get_job_metrics``, ``list_trial_jobs`` ...) read the experiment's store instead; only they
+import the server's store module, lazily.
 """
 from __future__ import annotations
 
@@ -97,6 +100,7 @@ class Experiment:
         self.id: Optional[str] = None
         self.port: Optional[int] = None
         self.url_prefix: str = ""
+        self._exp_dir: Optional[Path] = None  # known after start(); else from the registry
         self._process: Optional[subprocess.Popen] = None
         self._launch_log: Optional[str] = None
         self._atexit_registered = False
@@ -121,7 +125,8 @@ class Experiment:
         if debug:
             canon["debug"] = True
         self.id = _new_id()
-        exp_dir = Path(canon["experimentWorkingDirectory"]) / self.id
+        exp_dir = Path(os.path.expanduser(str(canon["experimentWorkingDirectory"]))) / self.id
+        self._exp_dir = exp_dir
         log_dir = exp_dir / "log"
         log_dir.mkdir(parents=True, exist_ok=True)
         config_path = exp_dir / "experiment_config.json"
@@ -299,45 +304,115 @@ class Experiment:
 
     # ----- reading -----
 
+    def _read(self, name: str, query: Optional[dict] = None, **path_params: Any) -> Any:
+        """Route ``name`` of the running manager, or, once the experiment is stopped, the same
+        answer read from its store."""
+        if self.port is not None or self.id is None:
+            return self._client.call(name, query=query, **path_params)
+        return self._read_store(name, query or {}, path_params)
+
+    def _experiment_dir(self, registry: Any) -> Path:
+        if self._exp_dir is not None:
+            return self._exp_dir
+        row = registry.get(self.id) or {}
+        if row.get("workdir"):
+            return Path(row["workdir"])
+        return Path(registry.root) / str(self.id)
+
+    def _read_store(self, name: str, query: dict, path_params: dict) -> Any:
+        try:
+            from nni.server.store import ExperimentsRegistry, ExperimentStore, store_path
+        except ImportError:
+            raise RunningExperimentError(f"reading a stopped experiment needs its store: {INSTALL_HINT}") from None
+        registry = ExperimentsRegistry()
+        if name == "get_experiments_info":
+            return [ExperimentsRegistry.to_metadata(r) for r in registry.list()]
+        if name == "get_experiment_metadata":
+            row = registry.get(self.id)
+            if row is None:
+                raise KeyError(f"experiment {self.id!r} not found in the registry")
+            return ExperimentsRegistry.to_metadata(row)
+        path = store_path(self._experiment_dir(registry))
+        if not path.exists():
+            raise RunningExperimentError(f"experiment {self.id} is stopped and its store {path} is missing")
+        store = ExperimentStore(path, readonly=True)
+        try:
+            if name == "get_status":
+                return store.status()
+            if name == "export_data":
+                return store.export_data()
+            if name == "get_metric_data":
+                return store.metric_data(metric_type=query.get("type"))
+            if name == "get_trial_metric_data":
+                return store.metric_data(path_params["job_id"], query.get("type"))
+            if name == "get_job_statistics":
+                return store.job_statistics()
+            if name == "list_trial_jobs":
+                return store.trial_jobs(query.get("status"))
+            if name == "get_trial_job":
+                trial = store.trial_job(path_params["id"])
+                if trial is None:
+                    raise KeyError(f"trial {path_params['id']!r} not found in experiment {self.id}")
+                return trial
+            if name == "get_experiment_profile":
+                from nni.server.api.handlers import profile_params, read_cluster_metadata
+
+                row = store.experiment_row()
+                profile = {
+                    "id": row.id, "revision": row.revision, "execDuration": row.exec_duration, "logDir": row.log_dir,
+                    "nextSequenceId": row.next_sequence_id, "startTime": row.start_time,
+                    "params": profile_params(store.config(), read_cluster_metadata(path.parent)),
+                }
+                if row.end_time is not None:
+                    profile["endTime"] = row.end_time
+                return profile
+        finally:
+            store.close()
+        raise RunningExperimentError(f"{name}: the experiment is stopped; start or resume it first")
+
     def get_status(self) -> str:
-        return self._client.call("get_status")["status"]
+        """``'RUNNING'``, ``'DONE'`` ...; after ``stop()`` (or ``run()``), the recorded one (``'STOPPED'``)."""
+        return self._read("get_status")["status"]
 
     def get_experiment_profile(self) -> dict:
-        return self._client.call("get_experiment_profile")
+        return self._read("get_experiment_profile")
 
     def get_experiment_metadata(self, exp_id: Optional[str] = None) -> dict:
         """The registry entry of ``exp_id`` (default: this experiment)."""
         if exp_id is None or exp_id == self.id:
-            return self._client.call("get_experiment_metadata")
+            return self._read("get_experiment_metadata")
         for entry in self.get_all_experiments_metadata():
             if entry.get("id") == exp_id:
                 return entry
         raise KeyError(f"experiment {exp_id!r} not found")
 
     def get_all_experiments_metadata(self) -> list[dict]:
-        return self._client.call("get_experiments_info")
+        return self._read("get_experiments_info")
 
     def export_data(self) -> list[TrialResult]:
-        return [TrialResult.from_json(d) for d in self._client.call("export_data")]
+        """The final result of every trial (also after the experiment stopped)."""
+        return [TrialResult.from_json(d) for d in self._read("export_data")]
 
     def get_job_metrics(self, trial_job_id: Optional[str] = None) -> dict[str, list[TrialMetricData]]:
+        """Every metric record, by trial id (also after the experiment stopped)."""
         if trial_job_id is None:
-            records = self._client.call("get_metric_data")
+            records = self._read("get_metric_data")
         else:
-            records = self._client.call("get_trial_metric_data", job_id=trial_job_id)
+            records = self._read("get_trial_metric_data", job_id=trial_job_id)
         out: dict[str, list[TrialMetricData]] = {}
         for r in records:
             out.setdefault(r["trialJobId"], []).append(TrialMetricData.from_json(r))
         return out
 
     def get_job_statistics(self) -> list[dict]:
-        return self._client.call("get_job_statistics")
+        return self._read("get_job_statistics")
 
     def list_trial_jobs(self) -> list[TrialJob]:
-        return [TrialJob.from_json(d) for d in self._client.call("list_trial_jobs")]
+        """Every trial (also after the experiment stopped)."""
+        return [TrialJob.from_json(d) for d in self._read("list_trial_jobs")]
 
     def get_trial_job(self, trial_job_id: str) -> TrialJob:
-        return TrialJob.from_json(self._client.call("get_trial_job", id=trial_job_id))
+        return TrialJob.from_json(self._read("get_trial_job", id=trial_job_id))
 
     # ----- updating -----
 

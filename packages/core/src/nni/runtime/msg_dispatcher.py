@@ -13,9 +13,10 @@
   success)``; ``success`` only for SUCCEEDED. With ``include_intermediate_results`` a trial
   that the assessor stopped (EARLY_STOPPED, or killed by our ``KI``) and that reported no final
   result first gets its last intermediate result sent to the tuner as final.
-* ``FD`` -> ``tuner.import_data``; ``AD`` -> a ``TR`` with ``"parameter_source": "customized"``
-  whose final result reaches the tuner with ``customized=True`` (a tuner that sets
-  ``accept_customized_trials = False`` does not see them, as the docs describe for v2.5).
+* ``FD`` -> ``tuner.import_data``; ``AD`` -> a ``TR`` with ``"parameter_source": "customized"``.
+  As in NNI v2.5, the result and the end of such a trial reach the tuner (final result with
+  ``customized=True``) only if the tuner opted in with ``self._accept_customized_trials()``;
+  otherwise the tuner never sees the trial.
 * ``TE`` -> ``_on_exit`` of tuner and assessor, then stop.
 
 Parameter ids are 0, 1, 2, ...; ids seen in ``FD`` items (``parameter_id``), metrics or trial
@@ -33,9 +34,14 @@ from ..utils import NoMoreTrialError
 from .msg_dispatcher_base import MetricType, MsgDispatcherBase
 from .protocol import CommandType, pack_parameter
 
-__all__ = ["MsgDispatcher"]
+__all__ = ["MsgDispatcher", "IMPORT_REPORT", "IMPORT_REPORT_PATTERN"]
 
 _logger = logging.getLogger("nni.dispatcher")
+
+#: The dispatcher.log line written after each ``FD``: tuner class, records the tuner used (its
+#: ``import_data`` return value, ``?`` when it returns none), records received.
+IMPORT_REPORT = "Import data: tuner %s imported %s of %d records"
+IMPORT_REPORT_PATTERN = r"Import data: tuner (\S+) imported (\d+|\?) of (\d+) records"
 
 
 class MsgDispatcher(MsgDispatcherBase):
@@ -121,7 +127,10 @@ class MsgDispatcher(MsgDispatcherBase):
         for item in data or []:
             if isinstance(item, dict):
                 self._note_id(item.get("parameter_id"))
-        self.tuner.import_data(data)
+        imported = self.tuner.import_data(data)
+        # One line in dispatcher.log in a fixed format (IMPORT_REPORT): ``nnictl experiment
+        # import`` reads it to tell the user what the tuner accepted.
+        _logger.info(IMPORT_REPORT, type(self.tuner).__name__, imported if isinstance(imported, int) and not isinstance(imported, bool) else "?", len(data or []))
 
     def handle_add_customized_trial(self, data: Any) -> None:
         pid = self._new_id()
@@ -155,13 +164,19 @@ class MsgDispatcher(MsgDispatcherBase):
             _logger.warning("final result for unknown parameter id %s (trial %s) ignored", pid, trial_job_id)
             return
         customized = pid in self.customized_ids
-        if customized and getattr(self.tuner, "accept_customized_trials", True) is False:
+        if customized and not self._tuner_accepts_customized():
             return
         self._final_received.add(pid)
         self.tuner.receive_trial_result(pid, self.parameters[pid], value, customized=customized, trial_job_id=trial_job_id)
 
+    def _tuner_accepts_customized(self) -> bool:
+        return getattr(self.tuner, "accept_customized_trials", False) is True
+
     def _handle_intermediate(self, data: dict) -> None:
-        trial_job_id = data["trial_job_id"]
+        trial_job_id = data.get("trial_job_id")
+        if trial_job_id is None:  # nothing to assess it against; never worth failing the experiment
+            _logger.warning("intermediate result without trial_job_id ignored: %.200s", data)
+            return
         history = self._histories.setdefault(trial_job_id, {})
         history[int(data.get("sequence") or 0)] = data.get("value")
         if self.assessor is None or trial_job_id in self._killed:
@@ -181,7 +196,10 @@ class MsgDispatcher(MsgDispatcherBase):
             self.send(CommandType.KillTrialJob, json.dumps(trial_job_id))
 
     def _handle_request_parameter(self, data: dict) -> None:
-        trial_job_id = data["trial_job_id"]
+        trial_job_id = data.get("trial_job_id")
+        if trial_job_id is None:  # no trial to answer
+            _logger.warning("parameter request without trial_job_id ignored: %.200s", data)
+            return
         index = data.get("parameter_index", 0)
         pid = self._new_id()
         try:
@@ -222,7 +240,7 @@ class MsgDispatcher(MsgDispatcherBase):
             if history and pid not in self._final_received:
                 last = history[max(history)]
                 self._handle_final(pid, last, trial_job_id)
-        if pid is not None:
+        if pid is not None and (pid not in self.customized_ids or self._tuner_accepts_customized()):
             self.tuner.trial_end(pid, success)
         if self.assessor is not None and trial_job_id is not None:
             self.assessor.trial_end(trial_job_id, success)

@@ -10,13 +10,22 @@ metric ``value`` (a JSON string on the wire) is decoded too, so handlers see the
 trial reported.
 
 Commands are handled one at a time, in arrival order, in the thread that calls :meth:`run`.
-If a handler raises, the dispatcher logs the traceback, sends ``ER`` with a one-line message,
-and :meth:`run` re-raises (``python -m nni`` then exits with status 1).
+If a handler raises, the dispatcher logs the traceback, sends ``ER`` (a one-line message, then
+the traceback: see :func:`error_report`), and :meth:`run` re-raises (``python -m nni`` then
+exits with status 1); the manager shows the experiment as ERROR with that text.
+
+Only ``handle_initialize``, ``handle_request_trial_jobs``, ``handle_report_metric_data`` and
+``handle_trial_end`` must be implemented. The others have safe defaults, so an advisor that
+does not implement them never fails the experiment: a search-space update and imported data are
+logged and ignored, and a trial added by hand is run without the advisor seeing it (its metrics
+and end are not passed on, like a tuner that does not accept customized trials). An
+intermediate result without ``trial_job_id`` is logged and dropped before any handler runs.
 """
 from __future__ import annotations
 
 import json
 import logging
+import traceback
 from typing import Any
 
 from ..recoverable import Recoverable
@@ -24,7 +33,7 @@ from ..utils import MetricType
 from . import protocol
 from .protocol import CommandType
 
-__all__ = ["MsgDispatcherBase", "MetricType", "error_line"]
+__all__ = ["MsgDispatcherBase", "MetricType", "error_line", "error_report"]
 
 _logger = logging.getLogger("nni.dispatcher")
 
@@ -33,6 +42,27 @@ def error_line(err: BaseException) -> str:
     """``"TypeError: __init__() missing 1 required positional argument: 'x'"`` -- one line."""
     text = " ".join(str(err).split())
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def error_report(err: BaseException) -> str:
+    """:func:`error_line`, a blank line, then the traceback: the text of an ``ER`` command."""
+    trace = "".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip()
+    return f"{error_line(err)}\n\n{trace}"
+
+
+def _parameter_id_of(command: CommandType, payload: Any) -> Any:
+    """The parameter id an ``ME`` / ``EN`` payload is about (None if it names none)."""
+    if not isinstance(payload, dict):
+        return None
+    if command is CommandType.ReportMetricData:
+        return payload.get("parameter_id")
+    hyper_params = payload.get("hyper_params")
+    if isinstance(hyper_params, str):
+        try:
+            hyper_params = json.loads(hyper_params)
+        except json.JSONDecodeError:
+            return None
+    return hyper_params.get("parameter_id") if isinstance(hyper_params, dict) else None
 
 
 def _decode_value(value: Any) -> Any:
@@ -80,7 +110,7 @@ class MsgDispatcherBase(Recoverable):
                 self._on_error()
             except Exception:  # noqa: BLE001 - the first error is the one to report
                 _logger.exception("error in _on_error")
-            self.send(CommandType.Error, error_line(err))
+            self.send(CommandType.Error, error_report(err))
             raise
 
     # Upstream names, kept for advisors that call them: commands are handled synchronously.
@@ -109,13 +139,25 @@ class MsgDispatcherBase(Recoverable):
         if handler is None:
             raise ValueError(f"dispatcher cannot handle command {command.value.decode()} ({command.name})")
         payload: Any = json.loads(data) if data else None
-        if command is CommandType.ReportMetricData and isinstance(payload, dict) and "value" in payload:
-            payload["value"] = _decode_value(payload["value"])
+        if command is CommandType.ReportMetricData and isinstance(payload, dict):
+            if payload.get("type") == MetricType.PERIODICAL and payload.get("trial_job_id") is None:
+                _logger.warning("intermediate result without trial_job_id ignored: %.200s", data)
+                return
+            if "value" in payload:
+                payload["value"] = _decode_value(payload["value"])
+        if command in (CommandType.ReportMetricData, CommandType.TrialEnd) and self._hidden_ids():
+            pid = _parameter_id_of(command, payload)
+            if isinstance(pid, str) and pid in self._hidden_ids():
+                return  # a trial added by hand that this advisor chose not to see
         if command is CommandType.ImportData and isinstance(payload, list):
             for item in payload:
                 if isinstance(item, dict) and "value" in item:
                     item["value"] = _decode_value(item["value"])
         handler(payload)
+
+    def _hidden_ids(self) -> set:
+        # created lazily: advisors written for NNI do not always call super().__init__()
+        return self.__dict__.setdefault("_customized_hidden_ids", set())
 
     def _handlers(self) -> dict:
         return {
@@ -153,16 +195,22 @@ class MsgDispatcherBase(Recoverable):
         raise NotImplementedError(f"{type(self).__name__} must implement handle_request_trial_jobs")
 
     def handle_update_search_space(self, data: Any) -> None:
-        """``SS``: a new search space; no answer."""
-        raise NotImplementedError(f"{type(self).__name__} must implement handle_update_search_space")
+        """``SS``: a new search space; no answer. Default: logged and ignored."""
+        _logger.warning("%s does not handle search space updates; the new search space is ignored", type(self).__name__)
 
     def handle_import_data(self, data: list) -> None:
-        """``FD``: ``[{"parameter": ..., "value": ...}, ...]``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement handle_import_data")
+        """``FD``: ``[{"parameter": ..., "value": ...}, ...]``. Default: logged and ignored."""
+        _logger.warning("%s does not import data; %d item(s) ignored", type(self).__name__, len(data or []))
 
     def handle_add_customized_trial(self, data: Any) -> None:
-        """``AD``: parameters of a trial added by hand."""
-        raise NotImplementedError(f"{type(self).__name__} must implement handle_add_customized_trial")
+        """``AD``: parameters of a trial added by hand; answer with one ``NewTrialJob``.
+
+        Default: the trial runs with parameter id ``customized_<n>`` and its metrics and end
+        are not passed to this advisor's handlers."""
+        hidden = self._hidden_ids()
+        pid = f"customized_{len(hidden)}"
+        hidden.add(pid)
+        self.send(CommandType.NewTrialJob, protocol.pack_parameter(pid, data, parameter_source="customized"))
 
     def handle_report_metric_data(self, data: dict) -> None:
         """``ME``: ``{"parameter_id", "trial_job_id", "type", "sequence", "value"}``."""

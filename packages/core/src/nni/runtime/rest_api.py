@@ -138,6 +138,11 @@ PROFILE_UPDATE = {
     "required": ["params"],
 }
 
+CLUSTER_METADATA = {
+    "type": "object",
+    "description": "training-service metadata as NNI v2.5 takes it: {key: value, ...} (e.g. trial_config)",
+}
+
 CUSTOMIZED_TRIAL = {
     "type": "object",
     "description": "hyperParameters: the trial's parameters (an object, or its JSON string)",
@@ -216,7 +221,15 @@ ROUTES: tuple[Route, ...] = (
         "update one field of the profile (concurrency, max duration, max trial number, search space)",
         query={"update_type": {"type": "string", "enum": UPDATE_TYPES}},
         request=PROFILE_UPDATE,
-        response=PROFILE,
+        response={"type": "object", "description": "{} (as NNI v2.5); GET /experiment shows the new profile"},
+    ),
+    Route(
+        "set_cluster_metadata",
+        "PUT",
+        "/experiment/cluster-metadata",
+        "set training-service metadata: a JSON object of key -> value, shown in the profile's params.clusterMetaData",
+        request=CLUSTER_METADATA,
+        response={"type": "object"},
     ),
     Route("stop_experiment", "DELETE", "/experiment", "stop the experiment (the manager exits)", response=ANY),
     Route("import_data", "POST", "/experiment/import-data", "give trial results to the tuner", request=IMPORT_DATA, response=ANY),

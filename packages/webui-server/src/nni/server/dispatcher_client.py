@@ -45,8 +45,9 @@ class DispatcherClient:
         log_dir: the experiment's ``log/`` folder; the dispatcher runs there, its stdout and
             stderr go to ``dispatcher.log``.
         on_command: called with every command the dispatcher sends (in order).
-        on_exit: called once with a one-line message if the dispatcher fails (``ER`` or an
-            unexpected exit); not called after :meth:`terminate`.
+        on_exit: called once with a message if the dispatcher fails (``ER`` or an unexpected
+            exit): a one-line summary, then (for an exception in the algorithm) a blank line
+            and the traceback; not called after :meth:`terminate`.
         env: extra environment variables for the dispatcher.
     """
 
@@ -149,7 +150,8 @@ class DispatcherClient:
                 payload = (await reader.readexactly(length)).decode("utf-8") if length else ""
                 _logger.debug("<- dispatcher %s %s", command.value.decode(), payload[:300])
                 if command == CommandType.Error:
-                    self._error = payload.strip().splitlines()[0] if payload.strip() else "dispatcher reported an error"
+                    # the whole text: a one-line message, then the traceback for the web UI
+                    self._error = payload.strip() or "dispatcher reported an error"
                     continue
                 result = self.on_command(command, payload)
                 if asyncio.iscoroutine(result):

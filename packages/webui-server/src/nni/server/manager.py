@@ -67,10 +67,13 @@ def setup_logging(log_dir: Path, level_name: Optional[str], foreground: bool) ->
     handler.setFormatter(fmt)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    if foreground:
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(fmt)
-        root.addHandler(console)
+    # Errors (an algorithm's traceback included) also go to stderr, which nnictl keeps in
+    # log/nnictl_stderr.log: the file `nnictl log stderr` shows and the docs point users to.
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(fmt)
+    if not foreground:
+        console.setLevel(logging.ERROR)
+    root.addHandler(console)
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(max(level, logging.WARNING))
 
@@ -159,8 +162,8 @@ class Manager:
             exp_dir = root / self.experiment_id
             if store_path(exp_dir).exists():
                 raise ManagerError(f"experiment {self.experiment_id!r} already exists in {exp_dir}; resume it instead")
-        if o.debug:
-            config = dict(config, debug=True)
+        if o.debug:  # --debug (nnictl create/resume --debug) wins over the config's logLevel
+            config = dict(config, debug=True, logLevel="debug")
         log_level = config.get("logLevel") or ("debug" if config.get("debug") else "info")
         setup_logging(exp_dir / "log", log_level, o.foreground)
         _logger.info("Experiment %s, dir %s, pid %s", self.experiment_id, exp_dir, os.getpid())
@@ -210,7 +213,7 @@ class Manager:
         self.experiment_id = experiment_id
         exp_dir = self._experiment_dir_for(experiment_id)
         self.store = ExperimentStore(store_path(exp_dir), readonly=True)
-        setup_logging(exp_dir / "log", "info", self.options.foreground)
+        setup_logging(exp_dir / "log", "debug" if self.options.debug else "info", self.options.foreground)
         sock = _check_port(self.options.host, self.options.port)
         from .api import RestHandlers
 

@@ -339,7 +339,9 @@ class TrialScheduler:
         parameter_id = packed.get("parameter_id") if isinstance(packed, dict) else None
         self.store.add_trial(tid, seq, parameter, parameter_id, submit, trial_dir, "WAITING", source, self.generation)
         self._track(_Trial(tid, seq, "WAITING", parameter, None if parameter_id is None else str(parameter_id)))
-        spec = TrialSpec(trial_id=tid, sequence_id=seq, parameter=parameter)
+        # multi-phase (v1 multiPhase): the trial asks for more parameters with REQUEST_PARAMETER
+        env = {"MULTI_PHASE": "true"} if self.config.get("multiPhase") else {}
+        spec = TrialSpec(trial_id=tid, sequence_id=seq, parameter=parameter, env=env)
         asyncio.get_running_loop().create_task(self._submit(spec))
 
     async def _submit(self, spec: TrialSpec) -> None:
@@ -484,14 +486,14 @@ class TrialScheduler:
         await self._fail(message)
 
     async def _fail(self, message: str) -> None:
+        """ERROR with ``message`` (shown by check-status and the web UI). The manager and its
+        REST API stay up; no trial is created any more, but running trials are left to finish so
+        their results are stored (``nnictl resume`` gives them to the fixed tuner);
+        ``nnictl stop`` cancels them."""
         if self.status in ("STOPPING", "STOPPED", "ERROR"):
             return
         _logger.error("Experiment failed: %s", message)
         self._set_status("ERROR", error=message)
-        # nothing can consume results any more: stop the trials, keep serving the REST API
-        for t in list(self.trials.values()):
-            if t.status in ACTIVE:
-                await self.ts.cancel(t.id, status=TrialJobStatus.SYS_CANCELED)
 
     # ----- requests from the REST API -----
 
@@ -519,8 +521,14 @@ class TrialScheduler:
 
     def update_search_space(self, space: Any) -> None:
         self._check_writable()
-        if not isinstance(space, dict):
-            raise EngineError("searchSpace: expected a JSON object")
+        # The format is determined by the tuner: the standard check for built-in algorithms,
+        # the class's own hook (if any) for custom ones, which get any JSON value as written.
+        from nni.experiment.config.search_space import check_search_space
+
+        try:
+            check_search_space(self.config, space, "searchSpace")
+        except ValueError as err:
+            raise EngineError(str(err)) from None
         self._update_config("searchSpace", space)
         if self.dispatcher is not None:
             self.dispatcher.send(CommandType.UpdateSearchSpace, json.dumps(space))

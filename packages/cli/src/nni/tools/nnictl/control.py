@@ -95,16 +95,21 @@ def _update(args, update_type: str, key: str, value: Any, shown: Any) -> int:
 
 
 def update_searchspace(args) -> int:
-    from nni.common.hpo_utils import load_search_space, validate_search_space
+    """Send a new search space; checked like the config's (the format is determined by the tuner)."""
+    from nni.experiment.config.search_space import check_search_space, read_search_space_file
 
     path = Path(args.filename).expanduser()
     if not path.is_file():
         raise NnictlError(f"--filename: file not found: {path}")
     try:
-        space = load_search_space(path)
-        validate_search_space(space, raise_exception=True)
+        space = read_search_space_file(str(path), "--filename")
     except ValueError as err:
-        raise NnictlError(f"--filename: {' '.join(str(err).split())}") from None
+        raise NnictlError(str(err)) from None
+    params = _running(args).call("get_experiment_profile")["params"]
+    try:
+        check_search_space(params.get("config") or params, space, "--filename")
+    except ValueError as err:
+        raise NnictlError(str(err)) from None
     return _update(args, "SEARCH_SPACE", "searchSpace", space, path)
 
 
@@ -174,8 +179,13 @@ def trial_table(trials: list[dict]) -> str:
 
 
 def trial_ls(args) -> int:
+    """NNI v2.5 prints the trial jobs as the REST API returns them (a JSON array);
+    ``--table`` prints them as a table instead."""
     ref = find(args.id)
     trials = select_trials(ref.read("trial_jobs"), args.head, args.tail)
+    if not getattr(args, "table", False):
+        _print_json(trials)
+        return 0
     if not trials:
         print("No trial" + (" with a final result" if args.head is not None or args.tail is not None else "") + f" in experiment {ref.id}.")
         return 0
@@ -282,6 +292,16 @@ def delete_experiment(ref: ExperimentRef) -> None:
     registry().remove(ref.id)
 
 
+def _confirm(question: str) -> bool:
+    """Ask ``question [y/N]`` on the terminal; anything but y/yes, or no stdin at all, is no."""
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        print()
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
 def experiment_delete(args) -> int:
     if args.all:
         if args.id:
@@ -290,15 +310,17 @@ def experiment_delete(args) -> int:
         if not refs:
             print("No stopped experiment to delete.")
             return 0
-        if sys.stdin.isatty() and not getattr(args, "yes", False):
-            answer = input(f"INFO: This deletes {len(refs)} stopped experiments and their files. Continue? [y/N] ")
-            if answer.strip().lower() not in ("y", "yes"):
-                print("Nothing deleted.")
-                return 0
+        question = f"INFO: This deletes all {len(refs)} stopped experiments and their files (logs, results, environment, cache). Continue?"
     else:
         if not args.id:
             raise NnictlError("give the id of the experiment to delete (or --all)")
         refs = [find(args.id)]
+        if refs[0].alive:  # refused before asking
+            delete_experiment(refs[0])
+        question = f"INFO: This deletes experiment {refs[0].id} and its files (logs, results, environment, cache). Continue?"
+    if not getattr(args, "yes", False) and not _confirm(question):
+        print("Nothing deleted.")
+        return 0
     for ref in refs:
         delete_experiment(ref)
         info(f"Experiment {ref.id} deleted.")
@@ -317,18 +339,85 @@ def experiment_export(args) -> int:
     return 0
 
 
+def _read_import_file(path: Path) -> Any:
+    """The records of a JSON import file, or of a CSV written by ``experiment export --type csv``
+    (columns: trialJobId, the parameters, reward, other metrics)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() != ".csv":
+        try:
+            return json.loads(text)
+        except ValueError as err:
+            raise NnictlError(f"--filename: {path} is not valid JSON ({err})") from None
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or "reward" not in rows[0]:
+        raise NnictlError(f"--filename: {path}: a CSV import file needs a header with a 'reward' column (as 'experiment export --type csv' writes)")
+    header = rows[0]
+    cut = header.index("reward")
+
+    def cell(text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    records = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(row):
+            continue
+        values = dict(zip(header, row))
+        parameter = {k: cell(values[k]) for k in header[:cut] if k not in ("trialJobId", "intermediate") and values.get(k, "") != ""}
+        metrics = {k: cell(values[k]) for k in header[cut + 1:] if k != "intermediate" and values.get(k, "") != ""}
+        reward = cell(values.get("reward", ""))
+        records.append({"parameter": parameter, "value": dict(metrics, default=reward) if metrics else reward})
+    return records
+
+
+def _tuner_report(log: Path, offset: int, timeout: float) -> Optional[tuple[str, Optional[int], int]]:
+    """The dispatcher's import line (tuner, imported or None, total) written after ``offset``."""
+    import re
+
+    from nni.runtime.msg_dispatcher import IMPORT_REPORT_PATTERN
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(log, "rb") as f:
+                f.seek(offset)
+                match = re.search(IMPORT_REPORT_PATTERN, f.read().decode("utf-8", "replace"))
+        except OSError:
+            match = None
+        if match:
+            imported = match.group(2)
+            return match.group(1), (None if imported == "?" else int(imported)), int(match.group(3))
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+
+
 def experiment_import(args) -> int:
     path = Path(args.filename).expanduser()
     if not path.is_file():
         raise NnictlError(f"--filename: file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise NnictlError(f"--filename: {path} is not valid JSON ({err})") from None
-    records = export_fmt.check_import_data(data, str(path))
+    records = export_fmt.check_import_data(_read_import_file(path), str(path))
     ref = _running(args)
-    ref.call("import_data", body=records)
-    info(f"Imported {len(records)} trial results into experiment {ref.id}.")
+    log = ref.directory / "log" / "dispatcher.log"
+    try:
+        offset = log.stat().st_size
+    except OSError:
+        offset = 0
+    answer = ref.call("import_data", body=records) or {}
+    stored = answer.get("stored", len(records)) if isinstance(answer, dict) else len(records)
+    info(f"Import data success! Sent {len(records)} records to experiment {ref.id}; the manager stored {stored}.")
+    report = _tuner_report(log, offset, timeout=getattr(args, "wait", 10.0))
+    if report is None:
+        info(f"The tuner has not reported on the import yet; see {log}.")
+    elif report[1] is None:
+        info(f"The tuner ({report[0]}) received {report[2]} records; it does not say how many it used.")
+    else:
+        info(f"The tuner ({report[0]}) imported {report[1]} of {report[2]} records.")
     return 0
 
 
@@ -412,33 +501,67 @@ RULE_SHORT = "-" * 40
 # ----- log -----
 
 
-def _show_file(path: Path, head: Optional[int], tail: Optional[int], show_path: bool) -> int:
+def _read_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+def _show_files(paths: list[Path], head: Optional[int], tail: Optional[int], show_path: bool) -> int:
+    """Print ``paths`` (each under a ``==> path <==`` header when there are several, as
+    ``tail`` does); ``head`` / ``tail`` apply to each file; ``show_path`` prints the paths."""
     if show_path:
-        print(path)
+        for path in paths:
+            print(path)
         return 0
-    if not path.is_file():
-        raise NnictlError(f"no log file at {path}")
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    if head is not None:
-        lines = lines[:head]
-    if tail is not None:
-        lines = lines[-tail:] if tail > 0 else []
-    for line in lines:
-        print(line)
+    present = [p for p in paths if p.is_file()]
+    if not present:
+        raise NnictlError(f"no log file at {' or '.join(str(p) for p in paths)}")
+    for i, path in enumerate(present):
+        lines = _read_lines(path)
+        if head is not None:
+            lines = lines[:head] if head > 0 else []
+        if tail is not None:
+            lines = lines[-tail:] if tail > 0 else []
+        if len(present) > 1:
+            print(("\n" if i else "") + f"==> {path} <==")
+        for line in lines:
+            print(line)
     return 0
 
 
+def _show_file(path: Path, head: Optional[int], tail: Optional[int], show_path: bool) -> int:
+    return _show_files([path], head, tail, show_path)
+
+
 def log_stdout(args) -> int:
+    """The manager's stdout and its log (``nnimanager.log``)."""
     ref = find(args.id)
-    return _show_file(ref.directory / "log" / "nnictl_stdout.log", args.head, args.tail, args.path)
+    log = ref.directory / "log"
+    return _show_files([log / "nnictl_stdout.log", log / "nnimanager.log"], args.head, args.tail, args.path)
 
 
 def log_stderr(args) -> int:
+    """The manager's stderr (its errors) and the dispatcher's output and log (``dispatcher.log``:
+    the tuner's / assessor's prints and tracebacks)."""
     ref = find(args.id)
-    return _show_file(ref.directory / "log" / "nnictl_stderr.log", args.head, args.tail, args.path)
+    log = ref.directory / "log"
+    return _show_files([log / "nnictl_stderr.log", log / "dispatcher.log"], args.head, args.tail, args.path)
+
+
+def _trial_log_files(folder: Path) -> list[Path]:
+    """trial.log (the documented log path), stdout and stderr of a trial."""
+    return [folder / "trial.log", folder / "stdout", folder / "stderr"]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def log_trial(args) -> int:
+    """Without ``--trial_id``: every trial's log path. With it: that trial's stdout and stderr
+    (``--path``: their paths)."""
     ref = find(args.id)
     trials = ref.read("trial_jobs")
     if args.trial_id:
@@ -448,11 +571,26 @@ def log_trial(args) -> int:
         folder = _trial_dir(match[0])
         if folder is None:
             raise NnictlError(f"trial {args.trial_id} has no log path yet")
-        log = Path(folder) / "trial.log"
-        if args.path or (args.head is None and args.tail is None):
-            print(log)
+        files = _trial_log_files(Path(folder))
+        if args.path:
+            for path in files:
+                print(path)
             return 0
-        return _show_file(log, args.head, args.tail, False)
+        present = [p for p in files if p.is_file()]
+        if len(present) > 1 and _same_file(present[0], present[1]):
+            present.pop(0)  # local trials: trial.log is a hard link to stdout
+        if not present:
+            raise NnictlError(f"trial {args.trial_id} has no log file in {folder} yet")
+        for i, path in enumerate(present):  # a header for each, even an empty stderr
+            print(("\n" if i else "") + f"==> {path} <==")
+            lines = _read_lines(path)
+            if args.head is not None:
+                lines = lines[:args.head] if args.head > 0 else []
+            if args.tail is not None:
+                lines = lines[-args.tail:] if args.tail > 0 else []
+            for line in lines:
+                print(line)
+        return 0
     if not trials:
         print(f"No trial in experiment {ref.id}.")
         return 0

@@ -159,12 +159,12 @@ class ExperimentRef:
                 st = store.status()
                 return {"status": self.status or st.get("status"), "errors": st.get("errors", [])}
             if what == "profile":
-                from nni.server.api.handlers import profile_params
+                from nni.server.api.handlers import profile_params, read_cluster_metadata
 
                 row = store.experiment_row()
                 profile = {
                     "id": row.id, "revision": row.revision, "execDuration": row.exec_duration, "logDir": row.log_dir,
-                    "nextSequenceId": row.next_sequence_id, "params": profile_params(store.config()), "startTime": row.start_time,
+                    "nextSequenceId": row.next_sequence_id, "params": profile_params(store.config(), read_cluster_metadata(store.path.parent)), "startTime": row.start_time,
                 }
                 if row.end_time is not None:
                     profile["endTime"] = row.end_time

@@ -8,6 +8,11 @@ so a slow first start on a busy machine is not reported as a failure; after
 :data:`STALL_SECONDS` without progress it gives up. If the manager exits, the last lines of
 its logs are printed.
 
+An experiment that fails at start (a tuner raising in ``__init__``, ``update_search_space`` or
+its first ``generate_parameters``) is in ERROR while its manager and web UI stay up: ``create``
+and ``resume`` wait up to :data:`EARLY_FAILURE_SECONDS` for the first trial, then print the
+error's first line, the web UI URL (it shows the traceback) and how to go on, and exit with 1.
+
 Busy port: nnictl refuses to start (it never picks another port by itself, so URLs and
 scripts stay predictable) and names the process that holds the port and a free port to use
 with ``--port``.
@@ -31,6 +36,8 @@ from .experiments import ExperimentRef, all_experiments, find, pid_alive
 #: Seconds without any sign of progress after which nnictl gives up on a starting manager.
 STALL_SECONDS = 30.0
 LOG_TAIL_LINES = 15
+#: Longest wait, once RUNNING, for the first trial (an algorithm failing at once shows up here).
+EARLY_FAILURE_SECONDS = 3.0
 RULE = "-" * 72
 
 COMMANDS_TABLE = """\
@@ -261,11 +268,38 @@ def _ready_to_run(status: dict) -> bool:
     return status.get("status") != "INITIALIZED"
 
 
+def _wait_early_failure(manager: ManagerProcess, status: dict) -> dict:
+    """Once RUNNING, wait until a trial is active or the status changes (at most
+    :data:`EARLY_FAILURE_SECONDS`), so an algorithm that fails on its first call is reported."""
+    from nni.runtime.rest_api import RestClient, RestError
+
+    client = RestClient(manager.port, prefix=manager.url_prefix, timeout=5)
+    deadline = time.monotonic() + EARLY_FAILURE_SECONDS
+    while status.get("status") == "RUNNING" and time.monotonic() < deadline:
+        try:
+            stats = client.call("get_job_statistics")
+            if any(s.get("trialJobStatus") in ("WAITING", "RUNNING") and s.get("trialJobNumber") for s in stats):
+                return status
+            time.sleep(0.05)
+            status = client.call("get_status")
+        except (ConnectionError, RestError):
+            return status
+    return status
+
+
 def _after_start(manager: ManagerProcess, status: dict, experiment_id: str, verb: str) -> None:
-    if status.get("status") == "ERROR":
-        errors = status.get("errors") or ["unknown error"]
-        manager.stop()
-        raise NnictlError(f"experiment {experiment_id} failed to {verb}: {errors[-1]} (logs in {manager.log_dir})")
+    """Report an experiment that failed at start; its manager and web UI stay up."""
+    status = _wait_early_failure(manager, status)
+    if status.get("status") != "ERROR":
+        return
+    errors = status.get("errors") or ["unknown error"]
+    first = next((line.strip() for line in str(errors[-1]).splitlines() if line.strip()), "unknown error")
+    _print_block(experiment_id, manager.port, manager.url_prefix)
+    url = web_ui_urls(manager.port, manager.url_prefix)[0]
+    raise NnictlError(
+        f"experiment {experiment_id} failed to {verb}: {first}. The web UI ({url}) and 'nnictl log stderr {experiment_id}' "
+        f"show the traceback; after fixing it run 'nnictl stop {experiment_id}' and 'nnictl resume {experiment_id}'"
+    )
 
 
 # ----- commands -----

@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     _id(p)
     p.add_argument("--head", type=int, help="list the N best finished trials by default metric")
     p.add_argument("--tail", type=int, help="list the N worst finished trials by default metric")
+    p.add_argument("--table", "-t", action="store_true", help="print a table instead of the JSON list")
     p = _cmd(trial, "kill", "kill a trial job", "control:trial_kill")
     _id(p)
     p.add_argument("--trial_id", "-T", required=True, help="ID of the trial job to kill")
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _cmd(exp, "delete", "delete an experiment and its files", "control:experiment_delete")
     _id(p)
     p.add_argument("--all", action="store_true", help="delete every experiment that is not running")
-    p.add_argument("--yes", "-y", action="store_true", help="with --all: do not ask for confirmation")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p = _cmd(exp, "export", "export trials' parameters and results", "control:experiment_export")
     _id(p)
     p.add_argument("--filename", "-f", required=True, help="output file")
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intermediate", "-i", action="store_true", help="include intermediate results")
     p = _cmd(exp, "import", "import trial data into a running experiment", "control:experiment_import")
     _id(p)
-    p.add_argument("--filename", "-f", required=True, help="JSON file of {parameter, value} records")
+    p.add_argument("--filename", "-f", required=True, help="JSON file of {parameter, value} records (or a CSV from 'experiment export --type csv')")
     p = _cmd(exp, "save", "pack an experiment into a file", "packing:experiment_save")
     _id(p, required=True)
     p.add_argument("--path", "-p", default=".", help="folder for the package (default: current folder)")
@@ -124,19 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     _id(_cmd(cfg, "show", "show the configuration of the current experiment", "control:config_show"))
 
     log = _group(sub, "log", "show logs")
-    for name, help_ in (("stdout", "show the manager's stdout log"), ("stderr", "show the manager's stderr log")):
+    for name, help_ in (("stdout", "show the manager's stdout and log (nnimanager.log)"),
+                        ("stderr", "show the manager's stderr and the dispatcher's output and log (dispatcher.log)")):
         p = _cmd(log, name, help_, f"control:log_{name}", conflict_handler="resolve")
         _id(p)
-        # NNI spells --head as -h here; --help still gives help.
-        p.add_argument("--head", "-h", type=int, help="show the first N lines")
-        p.add_argument("--tail", "-t", type=int, help="show the last N lines")
-        p.add_argument("--path", "-p", action="store_true", help="show the path of the log file")
-    p = _cmd(log, "trial", "show the log path of trials", "control:log_trial", conflict_handler="resolve")
+        # The docs spell --head / --tail as -h / -t, NNI's code as -H / -T: both work; --help still gives help.
+        p.add_argument("--head", "-h", "-H", type=int, help="show the first N lines of each file")
+        p.add_argument("--tail", "-t", "-T", type=int, help="show the last N lines of each file")
+        p.add_argument("--path", "-p", action="store_true", help="show the paths of the log files")
+    p = _cmd(log, "trial", "show the log paths of trials, or one trial's stdout and stderr", "control:log_trial",
+             conflict_handler="resolve")
     _id(p)
-    p.add_argument("--trial_id", "-T", help="ID of the trial")
-    p.add_argument("--head", "-h", type=int, help="show the first N lines of the trial's log")
-    p.add_argument("--tail", "-t", type=int, help="show the last N lines of the trial's log")
-    p.add_argument("--path", "-p", action="store_true", help="print only the path")
+    p.add_argument("--trial_id", "-T", help="ID of the trial whose stdout and stderr to show")
+    p.add_argument("--head", "-h", "-H", type=int, help="show the first N lines of each file")
+    p.add_argument("--tail", "-t", type=int, help="show the last N lines of each file")
+    p.add_argument("--path", "-p", action="store_true", help="print only the paths")
 
     web = _group(sub, "webui", "web UI")
     _id(_cmd(web, "url", "print the web UI URLs", "control:webui_url"))

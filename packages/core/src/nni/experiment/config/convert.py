@@ -10,12 +10,21 @@ Mapping (docs' two references side by side): ``authorName`` dropped; ``maxExecDu
 ``reuse`` defaults to false, so converted configs say ``reuseMode: false``). v1 ``maxExecDuration``
 / ``maxTrialNum`` defaults (999d / 99999) become "unlimited". ``advisor`` with ``tuner`` keeps the
 advisor (v1: tuner settings are bypassed). ``adl`` and ``dlts`` (v1-only in the docs) become
-:class:`~nni.experiment.config.AdlConfig` / :class:`~nni.experiment.config.DltsConfig`.
+:class:`~nni.experiment.config.AdlConfig` / :class:`~nni.experiment.config.DltsConfig`; ``aml`` +
+``amlConfig``, ``dlc`` + ``dlcConfig`` and ``hybrid`` + ``hybridConfig.trainingServicePlatforms``
+become the v2 training services of the same names (a list for hybrid). ``multiPhase: true`` is kept
+as ``multiPhase`` (every ``nni.get_next_parameter()`` call of a trial asks the tuner for a new set).
+
+Every field of the v1 reference is accepted. A field with no v2 meaning (``versionCheck``,
+``multiThread``, ``logCollection``, ``multiPhase: false``, ``includeIntermediateResults``, a ``trial`` key
+the chosen platform does not use, ...) is logged once as a one-line warning naming it and
+dropped; a misspelt field is still an error with a suggestion.
 Errors found while converting name the v1 field (``machineList[0].ip``); errors found later, when
 the converted config is checked, name the v2 field (``trialGpuNumber``).
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 from typing import Any
 
@@ -27,7 +36,8 @@ _logger = logging.getLogger("nni.experiment.config")
 
 _V1_MARKERS = {"authorname", "trainingserviceplatform", "trial", "searchspacepath", "maxexecduration", "maxtrialnum",
                "logdir", "localconfig", "machinelist", "paiconfig", "kubeflowconfig", "frameworkcontrollerconfig",
-               "remoteconfig", "versioncheck", "multithread", "logcollection"}
+               "remoteconfig", "versioncheck", "multithread", "logcollection", "multiphase", "amlconfig", "dlcconfig",
+               "hybridconfig", "dltsconfig"}
 _V2_MARKERS = {"trainingservice", "trialcommand", "searchspacefile", "maxtrialnumber", "maxexperimentduration"}
 
 _TOP = {
@@ -35,12 +45,24 @@ _TOP = {
     "maxExecDuration": "maxExperimentDuration", "maxTrialNum": "maxTrialNumber", "maxTrialDuration": "maxTrialDuration",
     "searchSpacePath": "searchSpaceFile", "useAnnotation": "useAnnotation", "nniManagerIp": "nniManagerIp",
     "logDir": "experimentWorkingDirectory", "logLevel": "logLevel", "debug": "debug",
-    "versionCheck": None, "multiThread": None, "logCollection": None,
+    "versionCheck": None, "multiThread": None, "logCollection": None, "multiPhase": "",
     # handled separately
     "trainingServicePlatform": "", "trial": "", "tuner": "", "assessor": "", "advisor": "",
     "localConfig": "", "machineList": "", "remoteConfig": "", "paiConfig": "", "kubeflowConfig": "",
-    "frameworkcontrollerConfig": "", "dltsConfig": "", "sharedStorage": "",
+    "frameworkcontrollerConfig": "", "dltsConfig": "", "amlConfig": "", "dlcConfig": "", "hybridConfig": "",
+    "sharedStorage": "",
 }
+
+# Why each top-level field without a v2 counterpart is dropped (shown in its warning).
+_NO_V2 = {
+    "versionCheck": "v2 has no such setting (debug: true still loosens checks)",
+    "multiThread": "v2 has no such setting",
+    "logCollection": "v2 has no such setting",
+    "multiPhase": "false is the default: each trial gets one set of parameters (nni.get_next_parameter() returns None after the first call)",
+}
+
+# The sections made during one conversion, so that fields nobody read can be reported.
+_SECTIONS: contextvars.ContextVar[list] = contextvars.ContextVar("nni_v1_sections")
 
 
 def is_v1(data: dict) -> bool:
@@ -59,18 +81,34 @@ class _Section:
         self.known = known
         table = {norm_key(k): k for k in known}
         self.values: dict[str, Any] = {}
+        self.used: set[str] = set()
+        self.spelled: dict[str, str] = {}  # canonical name -> the user's spelling, for messages
+        sections = _SECTIONS.get(None)
+        if sections is not None:
+            sections.append(self)
         for key, value in data.items():
             name = table.get(norm_key(key))
             if name is None:
                 raise ConfigError(join(path, str(key)), f"unknown v1 field {str(key)!r}{suggest(str(key), known)}")
             self.values[name] = value
+            self.spelled[name] = str(key)
 
     def get(self, key: str, default: Any = None) -> Any:
+        self.used.add(key)
         value = self.values.get(key)
         return default if value is None else value
 
     def has(self, key: str) -> bool:
         return self.values.get(key) is not None
+
+    def drop(self, key: str, why: str) -> None:
+        """Accept a field that has no v2 meaning (or only its default): one warning line naming it."""
+        self.used.add(key)
+        if self.has(key):
+            _logger.warning("v1 field %s is ignored: %s", join(self.path, self.spelled[key]), why)
+
+    def unused(self) -> list[str]:
+        return [self.spelled[k] for k, v in self.values.items() if v is not None and k not in self.used]
 
 
 def _put(out: dict, key: str, value: Any) -> None:
@@ -105,8 +143,8 @@ def _algorithm(data: Any, path: str, kind: str, out: dict) -> dict:
         algo["classArgs"] = s.get("classArgs")
     if s.has("gpuIndices"):
         out["tunerGpuIndices"] = s.get("gpuIndices")
-    if s.has("includeIntermediateResults"):
-        _logger.warning("%s.includeIntermediateResults has no v2 equivalent; ignored", path)
+    s.drop("includeIntermediateResults", "the tuner receives final results only")
+    s.drop("gpuNum", "use tuner.gpuIndices (tunerGpuIndices in v2)")
     return algo
 
 
@@ -136,11 +174,10 @@ def _remote(machines: Any, remote_cfg: Any) -> dict:
         s = _Section(m, join("machineList", i), list(keys))
         item: dict[str, Any] = {}
         for old, new in keys.items():
-            if s.has(old):
-                if new is None:
-                    _logger.warning("machineList[%d].%s is deprecated and ignored; use pythonPath", i, old)
-                else:
-                    item[new] = s.get(old)
+            if new is None:
+                s.drop(old, "use pythonPath")
+            elif s.has(old):
+                item[new] = s.get(old)
         if "host" not in item:
             raise ConfigError(join(join("machineList", i), "ip"), "required field is missing")
         ts["machineList"].append(item)
@@ -154,6 +191,8 @@ def _pai(pai_cfg: Any, trial: _Section, top: dict) -> dict:
     if not s.has("token"):
         which = "passWord" if s.has("passWord") else "password" if s.has("password") else "token"
         raise ConfigError(join("paiConfig", which), "password authentication has no v2 equivalent; give token (OpenPAI web portal: My profile -> copy JWT token)")
+    for key in ("password", "passWord"):
+        s.drop(key, "v2 authenticates with token")
     ts: dict[str, Any] = {"platform": "openpai", "host": s.get("host"), "username": s.get("userName"),
                           "token": s.get("token"), "reuseMode": bool(s.get("reuse", False))}
     _put(ts, "trialCpuNumber", trial.get("cpuNum"))
@@ -165,8 +204,7 @@ def _pai(pai_cfg: Any, trial: _Section, top: dict) -> dict:
     _put(ts, "virtualCluster", trial.get("virtualCluster"))
     _put(ts, "openpaiConfigFile", trial.get("paiConfigPath"))
     for key in ("authFile", "shmMB", "portList"):
-        if trial.has(key):
-            _logger.warning("trial.%s has no v2 equivalent; put it in openpaiConfigFile", key)
+        trial.drop(key, "put it in openpaiConfigFile")
     return ts
 
 
@@ -266,34 +304,91 @@ def _dlts(cfg: Any, trial: _Section) -> dict:
     return ts
 
 
+def _aml(cfg: Any, trial: _Section) -> dict:
+    if cfg is None:
+        raise ConfigError("amlConfig", "required in aml mode (subscriptionId, resourceGroup, workspaceName, computeTarget)")
+    s = _Section(cfg, "amlConfig", ["subscriptionId", "resourceGroup", "workspaceName", "computeTarget",
+                                    "maxTrialNumPerGpu", "maxTrialNumberPerGpu", "useActiveGpu"])
+    ts: dict[str, Any] = {"platform": "aml"}
+    for key in ("subscriptionId", "resourceGroup", "workspaceName", "computeTarget", "useActiveGpu"):
+        _put(ts, key, s.get(key))
+    _put(ts, "maxTrialNumberPerGpu", s.get("maxTrialNumberPerGpu", s.get("maxTrialNumPerGpu")))
+    _put(ts, "dockerImage", trial.get("image"))
+    return ts
+
+
+_DLC_KEYS = ["type", "image", "jobType", "podCount", "ecsSpec", "region", "nasDataSourceId", "accessKeyId",
+             "accessKeySecret", "localStorageMountPoint", "containerStorageMountPoint"]
+
+
+def _dlc(cfg: Any, trial: _Section) -> dict:
+    if cfg is None:
+        raise ConfigError("dlcConfig", f"required in dlc mode ({', '.join(_DLC_KEYS)})")
+    s = _Section(cfg, "dlcConfig", _DLC_KEYS)
+    ts: dict[str, Any] = {"platform": "dlc"}
+    for key in _DLC_KEYS:
+        _put(ts, key, s.get(key))
+    if "image" not in ts:
+        _put(ts, "image", trial.get("image"))
+    return ts
+
+
 _TRIAL_KEYS = ["command", "codeDir", "gpuNum", "cpuNum", "memoryMB", "image", "authFile", "shmMB", "portList",
                "virtualCluster", "paiStorageConfigName", "nniManagerNFSMountPath", "containerNFSMountPath", "paiConfigPath",
                "ps", "worker", "master", "taskRoles",
                "namespace", "adaptive", "imagePullSecrets", "imagePullSecret", "memorySize", "nfs", "checkpoint"]
-_PLATFORMS_V1 = ("local", "remote", "pai", "kubeflow", "frameworkcontroller", "adl", "dlts")
+_PLATFORMS_V1 = ("local", "remote", "pai", "kubeflow", "frameworkcontroller", "adl", "dlts", "aml", "dlc", "hybrid")
+_HYBRID_V1 = ("local", "remote", "pai", "aml")
 
 
 def convert_v1(data: dict) -> dict:
     """Return the v2 mapping (camelCase keys) equivalent to a v1 config mapping."""
+    token = _SECTIONS.set([])
+    try:
+        out = _convert(data)
+        for section in _SECTIONS.get():
+            for key in section.unused():
+                _logger.warning("v1 field %s is not used by this config and is ignored", join(section.path, key))
+        return out
+    finally:
+        _SECTIONS.reset(token)
+
+
+def _convert(data: dict) -> dict:
     top = _Section(data, "", list(_TOP))
     out: dict[str, Any] = {}
     for old, new in _TOP.items():
         if new and top.has(old):
             out[new] = top.get(old)
-        elif new is None and top.has(old) and old != "authorName":
-            _logger.warning("%s has no v2 equivalent; ignored", old)
+        elif new is None and old != "authorName":
+            top.drop(old, _NO_V2[old])
+    top.used.add("authorName")
+    if top.has("multiPhase") and top.get("multiPhase") is not False:
+        out["multiPhase"] = top.get("multiPhase")  # kept: the manager and the trial API support multi-phase trials
+    else:
+        top.drop("multiPhase", _NO_V2["multiPhase"])
 
     platform = top.get("trainingServicePlatform")
     if platform is None:
         raise ConfigError("trainingServicePlatform", f"required field is missing; allowed: {', '.join(_PLATFORMS_V1)}")
     if platform not in _PLATFORMS_V1:
         raise ConfigError("trainingServicePlatform", f"{platform!r} cannot be converted to a v2 config; supported v1 platforms: {', '.join(_PLATFORMS_V1)}")
+    platforms = [platform]
+    if platform == "hybrid":
+        if not top.has("hybridConfig"):
+            raise ConfigError("hybridConfig", f"required in hybrid mode (trainingServicePlatforms: a list of {', '.join(_HYBRID_V1)})")
+        h = _Section(top.get("hybridConfig"), "hybridConfig", ["trainingServicePlatforms"])
+        platforms = h.get("trainingServicePlatforms")
+        if not isinstance(platforms, list) or not platforms or any(p not in _HYBRID_V1 for p in platforms):
+            raise ConfigError("hybridConfig.trainingServicePlatforms", f"expected a non-empty list of {', '.join(_HYBRID_V1)}, got {short_repr(platforms)}")
+    elif top.has("hybridConfig"):
+        raise ConfigError("hybridConfig", f"only allowed when trainingServicePlatform is hybrid, got {platform}")
     if not top.has("trial"):
         raise ConfigError("trial", "required field is missing (command, codeDir, gpuNum)")
     trial = _Section(top.get("trial"), "trial", _TRIAL_KEYS)
     _put(out, "trialCommand", trial.get("command"))
     _put(out, "trialCodeDirectory", trial.get("codeDir"))
-    if platform in ("local", "remote", "pai", "adl", "dlts"):
+    if any(p in ("local", "remote", "pai", "adl", "dlts", "aml", "dlc") for p in platforms):
         out["trialGpuNumber"] = trial.get("gpuNum", 0)
     if platform == "adl":
         out.pop("trialCodeDirectory", None)  # codeDir is a folder inside the container
@@ -307,27 +402,36 @@ def convert_v1(data: dict) -> dict:
         out.pop("assessor", None)
 
     sections = {"local": "localConfig", "remote": "machineList", "pai": "paiConfig", "kubeflow": "kubeflowConfig",
-                "frameworkcontroller": "frameworkcontrollerConfig", "dlts": "dltsConfig"}
+                "frameworkcontroller": "frameworkcontrollerConfig", "dlts": "dltsConfig", "aml": "amlConfig", "dlc": "dlcConfig"}
     for p, section in sections.items():
-        if p != platform and top.has(section) and not (section == "machineList" and not top.get(section)):
+        if p not in platforms and top.has(section) and not (section == "machineList" and not top.get(section)):
             raise ConfigError(section, f"only allowed when trainingServicePlatform is {p}, got {platform}")
-    if top.has("remoteConfig") and platform != "remote":
+    if top.has("remoteConfig") and "remote" not in platforms:
         raise ConfigError("remoteConfig", f"only allowed when trainingServicePlatform is remote, got {platform}")
 
-    if platform == "local":
-        out["trainingService"] = _local(top.get("localConfig"), trial)
-    elif platform == "remote":
-        out["trainingService"] = _remote(top.get("machineList"), top.get("remoteConfig"))
-    elif platform == "pai":
-        out["trainingService"] = _pai(top.get("paiConfig"), trial, out)
-    elif platform == "kubeflow":
-        out["trainingService"] = _kubeflow(top.get("kubeflowConfig"), trial, out)
-    elif platform == "frameworkcontroller":
-        out["trainingService"] = _frameworkcontroller(top.get("frameworkcontrollerConfig"), trial, out)
-    elif platform == "adl":
-        out["trainingService"] = _adl(trial)
-    else:
-        out["trainingService"] = _dlts(top.get("dltsConfig"), trial)
+    services = []
+    for p in platforms:
+        if p == "local":
+            services.append(_local(top.get("localConfig"), trial))
+        elif p == "remote":
+            services.append(_remote(top.get("machineList"), top.get("remoteConfig")))
+        elif p == "pai":
+            services.append(_pai(top.get("paiConfig"), trial, out))
+        elif p == "kubeflow":
+            services.append(_kubeflow(top.get("kubeflowConfig"), trial, out))
+        elif p == "frameworkcontroller":
+            services.append(_frameworkcontroller(top.get("frameworkcontrollerConfig"), trial, out))
+        elif p == "adl":
+            services.append(_adl(trial))
+        elif p == "aml":
+            services.append(_aml(top.get("amlConfig"), trial))
+        elif p == "dlc":
+            services.append(_dlc(top.get("dlcConfig"), trial))
+        else:
+            services.append(_dlts(top.get("dltsConfig"), trial))
+    out["trainingService"] = services if platform == "hybrid" else services[0]
+    top.used.update(sections.values())  # a section of an unused platform was rejected above
+    top.used.add("machineList")
 
     if top.has("sharedStorage"):
         out["sharedStorage"] = top.get("sharedStorage")

@@ -24,15 +24,14 @@ the registry's spelling.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from .algorithm import AlgorithmConfig, _AlgorithmConfig, check_algorithm
 from .base import ConfigBase, ConfigError, Context, Field, join, short_repr, type_name
+from .search_space import check_search_space, read_search_space_file, validate_standard
 from .shared_storage import SharedStorageConfig
 from .training_service import TrainingServiceConfig, training_service_config_class
 
@@ -74,6 +73,9 @@ class ExperimentConfig(ConfigBase):
         "nni_manager_ip": Field("str"),
         "use_annotation": Field("bool", default=False),
         "debug": Field("bool", default=False),
+        # v1 ``multiPhase`` (not in the v2 reference): nni.get_next_parameter() returns a new set
+        # of parameters on every call instead of None after the first.
+        "multi_phase": Field("bool", default=False),
         "log_level": Field("enum", choices=LOG_LEVELS),
         "experiment_working_directory": Field("path"),
         "tuner_gpu_indices": Field("gpus"),
@@ -283,13 +285,15 @@ class ExperimentConfig(ConfigBase):
                 raise ConfigError("searchSpaceFile", "not allowed together with searchSpace; give one of them")
             if file is None and space is None:
                 raise ConfigError("searchSpace", "required field is missing; give searchSpaceFile or searchSpace ({} for an empty space), or set useAnnotation: true")
+            # The format is determined by the tuner: see search_space.check_search_space.
+            load = ctx.check_algorithms and ctx.check_files
             if file is not None and ctx.check_files:
-                space = _read_search_space(file)
+                space = read_search_space_file(file)
                 canon["searchSpace"] = space
                 canon["searchSpaceFile"] = None
-                _validate_search_space(space, "searchSpaceFile")
+                check_search_space(canon, space, "searchSpaceFile", load_classes=load)
             elif space is not None:
-                _validate_search_space(space, "searchSpace")
+                check_search_space(canon, space, "searchSpace", load_classes=load)
 
         # Shared storage needs reuse mode
         if canon["sharedStorage"] is not None:
@@ -326,50 +330,9 @@ def _platform_configs(platform: Any) -> Any:
     return cls(platform=platform)
 
 
-def _read_search_space(file: str) -> Any:
-    try:
-        from nni.common.hpo_utils import load_search_space
-    except ImportError:  # pragma: no cover - nni-core ships hpo_utils
-        load_search_space = None
-    if load_search_space is not None:
-        try:
-            return load_search_space(Path(file))
-        except ValueError as err:
-            raise ConfigError("searchSpaceFile", str(err)) from None
-    try:
-        with open(file, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise ConfigError("searchSpaceFile", f"file not found: {file}") from None
-    except OSError as err:
-        raise ConfigError("searchSpaceFile", f"cannot read {file}: {err.strerror or err}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError("searchSpaceFile", f"invalid JSON in {file} at line {err.lineno}, column {err.colno}: {err.msg}") from None
-
-
-_SPACE_MSG = re.compile(r"^search space '(.+?)': (.*)$")
-
-
 def _validate_search_space(space: Any, field: str) -> None:
-    """Check the search space; ``searchSpace.lr: loguniform low must be > 0, got 0``."""
-    if not isinstance(space, dict):
-        raise ConfigError(field, f"the search space must be a JSON object (mapping of parameter names), got {type_name(space)} {short_repr(space)}")
-    try:
-        from nni.common.hpo_utils import validate_search_space
-    except ImportError:  # pragma: no cover
-        return
-    try:
-        validate_search_space(space, raise_exception=True)
-    except ValueError as err:
-        msg = " ".join(str(err).split())
-        m = _SPACE_MSG.match(msg)
-        if m and field == "searchSpace":
-            raise ConfigError(f"searchSpace.{m.group(1)}", m.group(2)) from None
-        if m:
-            raise ConfigError(field, f"parameter {m.group(1)!r}: {m.group(2)}") from None
-        raise ConfigError(field, msg.removeprefix("search space: ")) from None
+    """The standard format check (kept for callers of the old name)."""
+    validate_standard(space, field)
 
 
 def _check_annotations(code_dir: str) -> None:

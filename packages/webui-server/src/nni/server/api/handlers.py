@@ -7,6 +7,8 @@ HTTP error with ``{"error": message}``.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional
 
 from ..scheduler import EngineError, TrialScheduler
@@ -34,8 +36,25 @@ def _duration_seconds(value: Any) -> Any:
     return int(seconds) if float(seconds).is_integer() else seconds
 
 
-def profile_params(config: dict) -> dict:
-    """NNI's v1-style ``params`` of the profile, plus the canonical config under ``config``."""
+#: ``PUT /experiment/cluster-metadata`` keeps its keys here, next to the store (``db/``).
+CLUSTER_METADATA_FILE = "cluster_metadata.json"
+
+
+def read_cluster_metadata(db_dir: Path) -> dict:
+    """The metadata set by ``PUT /experiment/cluster-metadata`` ({} if none)."""
+    try:
+        data = json.loads((Path(db_dir) / CLUSTER_METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def profile_params(config: dict, cluster_metadata: Optional[dict] = None) -> dict:
+    """NNI's v1-style ``params`` of the profile, plus the canonical config under ``config``.
+
+    ``cluster_metadata``: keys set through ``PUT /experiment/cluster-metadata``; each becomes a
+    ``clusterMetaData`` entry (a ``trial_config`` key replaces the one derived from the config).
+    """
     ts = config.get("trainingService")
     platform = ",".join(t.get("platform", "") for t in ts) if isinstance(ts, list) else (ts or {}).get("platform")
     space = config.get("searchSpace")
@@ -60,6 +79,13 @@ def profile_params(config: dict) -> dict:
         ],
         "config": config,
     }
+    entries = params["clusterMetaData"]
+    for key, value in (cluster_metadata or {}).items():
+        same = [e for e in entries if e["key"] == key]
+        if same:
+            same[0]["value"] = value
+        else:
+            entries.append({"key": key, "value": value})
     for kind, key in (("tuner", "builtinTunerName"), ("assessor", "builtinAssessorName"), ("advisor", "builtinAdvisorName")):
         algo = config.get(kind)
         if algo:
@@ -135,7 +161,7 @@ class RestHandlers(UiRouteHandlers):
             "execDuration": exec_duration,
             "logDir": row.log_dir,
             "nextSequenceId": row.next_sequence_id,
-            "params": profile_params(self._config()),
+            "params": profile_params(self._config(), self._cluster_metadata()),
             "startTime": row.start_time,
         }
         if row.end_time is not None:
@@ -175,7 +201,23 @@ class RestHandlers(UiRouteHandlers):
                 engine.update_search_space(value)
         except EngineError as err:
             raise ApiError(400, str(err)) from None
-        return await self.get_experiment_profile()
+        return {}  # as NNI v2.5 answers; GET /experiment has the new profile
+
+    def _cluster_metadata_path(self) -> Path:
+        return self.store.path.parent / CLUSTER_METADATA_FILE
+
+    def _cluster_metadata(self) -> dict:
+        return read_cluster_metadata(self.store.path.parent)
+
+    async def set_cluster_metadata(self, body: dict, **_: Any) -> dict:
+        self._engine()  # refused in view mode
+        metadata = self._cluster_metadata()
+        metadata.update(body)
+        path = self._cluster_metadata_path()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(metadata), encoding="utf-8")
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+        return {}
 
     async def stop_experiment(self, **_: Any) -> dict:
         result = self.request_stop()
@@ -188,7 +230,8 @@ class RestHandlers(UiRouteHandlers):
             self._engine().import_data(body)
         except EngineError as err:
             raise ApiError(400, str(err)) from None
-        return {}
+        # v2.5 answers an empty body; the count lets nnictl report what was stored.
+        return {"stored": len(body)}
 
     async def get_imported_data(self, **_: Any) -> list:
         return self.store.imported_data()

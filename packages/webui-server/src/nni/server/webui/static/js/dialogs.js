@@ -11,7 +11,11 @@ import { parseMetric } from './model.js';
 
 export function showSearchSpace(model) {
   const text = JSON.stringify(model.searchSpace, null, 2);
-  openModal('Search space', codeViewer(text, 'search_space.json'), { wide: true, testid: 'search-space-dialog' });
+  const viewer = codeViewer(text, 'search_space.json');
+  const body = model.standardSpace === false
+    ? el('div', el('p.muted', "Not in NNI's standard format: the tuner defines this space's format; shown as written."), viewer)
+    : viewer;
+  openModal('Search space', body, { wide: true, testid: 'search-space-dialog' });
 }
 
 export function showConfig(model) {
@@ -158,7 +162,7 @@ function inputFor(name, spec, value) {
 
 /** Edit a trial's parameters (or the search space's first values) and submit a new trial. */
 export function showCustomizeTrial(model, trial, onDone) {
-  const space = model.searchSpace || {};
+  const space = model.standardSpace === false ? {} : (model.searchSpace || {});
   const base = trial?.params || {};
   const names = [...new Set([...Object.keys(space), ...Object.keys(base)])];
   const fields = names.map((name) => {

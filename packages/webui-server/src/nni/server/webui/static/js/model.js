@@ -66,6 +66,15 @@ export function flattenParams(params, prefix = '', out = {}) {
   return out;
 }
 
+/**
+ * True for NNI's standard format ({name: {_type, _value}}). A custom tuner's space may be any
+ * JSON value (lists, its own layout); the UI then shows it as written and builds no columns from it.
+ */
+export function isStandardSearchSpace(space) {
+  return !!space && typeof space === 'object' && !Array.isArray(space)
+    && Object.values(space).every((spec) => !!spec && typeof spec === 'object' && !Array.isArray(spec) && typeof spec._type === 'string');
+}
+
 /** Search-space entries, flattened the same way: {name: {type, values|range}}. */
 export function flattenSearchSpace(space, prefix = '', out = {}) {
   if (!space || typeof space !== 'object') return out;
@@ -98,6 +107,7 @@ export class ExperimentModel {
     this.byId = new Map();
     this.searchSpace = {};
     this.flatSpace = {};
+    this.standardSpace = true;
     this.error = null;           // last polling error (string) or null
     this.listeners = new Set();
     this.intermediate = new Map(); // trialJobId -> [{seq, value}], finished trials cached
@@ -157,8 +167,9 @@ export class ExperimentModel {
     if (typeof space === 'string') {
       try { space = parseJson(space); } catch { space = {}; }
     }
-    this.searchSpace = space || {};
-    this.flatSpace = flattenSearchSpace(this.searchSpace);
+    this.searchSpace = space ?? {};
+    this.standardSpace = isStandardSearchSpace(this.searchSpace);
+    this.flatSpace = this.standardSpace ? flattenSearchSpace(this.searchSpace) : {};
   }
 
   applyTrials(jobs, latestMetrics) {
