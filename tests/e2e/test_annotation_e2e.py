@@ -104,3 +104,30 @@ def test_annotated_example_through_nnictl_create(nnictl, free_port):
         assert (trial_dir / "stdout").read_text() == f"Final test accuracy: {reported[-1].data:.4f}\n"
     converted = (Path(trial_dir).parents[1] / "annotation" / "mnist.py").read_text()
     assert "batch_size = nni.choice({50: 50, 250: 250, 500: 500}, name='batch_size', key='mnist/batch_size/choice'" in converted
+
+
+def test_folder_without_annotation_runs_as_it_is(nnictl, free_port, tmp_path):
+    from nni.experiment import Experiment
+
+    code = tmp_path / "plain"
+    code.mkdir()
+    (code / "trial.py").write_text("import os, nni\nnni.get_next_parameter()\nnni.report_final_result(1.5)\nprint(os.getcwd())\n")
+    config = tmp_path / "config.yml"
+    config.write_text(f"trialCommand: python3 trial.py\ntrialCodeDirectory: {code}\ntrialConcurrency: 1\nmaxTrialNumber: 1\n"
+                      "useAnnotation: true\ntuner: {name: Random}\ntrainingService: {platform: local}\n")
+    exp_id = nnictl("create", "--config", str(config), "--port", str(free_port)).stdout.split("The experiment id is ")[1].split()[0]
+    deadline = time.monotonic() + 120
+    while json.loads(nnictl("experiment", "status", exp_id).stdout)["status"] not in ("DONE", "ERROR"):
+        assert time.monotonic() < deadline, "the experiment did not finish"
+        time.sleep(0.3)
+    exp = Experiment.connect(free_port)
+    try:
+        trials = exp.list_trial_jobs()
+        assert exp.get_status() == "DONE"
+    finally:
+        nnictl("stop", exp_id)
+    # an empty search space has a single point: one trial, then the tuner has no more
+    assert len(trials) == 1 and trials[0].status == "SUCCEEDED"
+    for trial in trials:
+        trial_dir = Path(trial.logPath.split("localhost:", 1)[1])
+        assert (trial_dir / "stdout").read_text().strip() == str(code)  # the user's folder, not a copy

@@ -345,4 +345,6 @@ def _check_annotations(code_dir: str) -> None:
     except (ValueError, SyntaxError) as err:
         raise ConfigError("trialCodeDirectory", f"cannot read the annotations: {err}") from None
     if not space:
-        raise ConfigError("useAnnotation", f"no search space annotations found in the Python files of {code_dir}")
+        # as in v2.5 the folder is then used as it is, with an empty search space
+        _logger.warning("useAnnotation: no search space annotation in the Python files of %s; "
+                        "the trials run the code as it is with an empty search space", code_dir)
