@@ -59,7 +59,7 @@ def main() -> int:
         print(f"Best trial {best['trialJobId']}: value {score(best):.4f} with parameters {json.dumps(best['parameter'])}")
     print(f"Experiment folder: {exp_dir}")
     nnictl = Path(sys.executable).parent / "nnictl"
-    print(f"See it in the web UI: {nnictl} view {experiment.id} --port {port}  (then open http://127.0.0.1:{port})")
+    print(f"See it in the web UI: {nnictl} view {experiment.id} --port {port}  (then open the URL it prints)")
     print(f"Or from the shell:    {nnictl} trial ls {experiment.id}   |   {nnictl} experiment export {experiment.id} --filename out.csv --type csv")
     return 0 if ok else 1
 

@@ -44,8 +44,11 @@ class Nnictl:
 
 
 @pytest.fixture()
-def nnictl(tmp_path):
+def nnictl(tmp_path, monkeypatch):
     tool = Nnictl(tmp_path)
+    # The same registry for this process: RestClient and nni.server.testing.auth_headers find
+    # the managers' access tokens through it.
+    monkeypatch.setenv("NNI_EXPERIMENTS_DIR", str(tool.root))
     (tmp_path / "home").mkdir()
     yield tool
     for pid in tool.managers():  # never leave a manager behind

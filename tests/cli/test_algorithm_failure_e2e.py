@@ -109,7 +109,12 @@ def _status(port: int) -> dict:
 
 
 def _get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=10) as resp:
+    from urllib.parse import urlsplit
+
+    from nni.server.testing import auth_headers
+
+    request = urllib.request.Request(url, headers=auth_headers(urlsplit(url).port))
+    with urllib.request.urlopen(request, timeout=10) as resp:
         return resp.status, resp.read().decode("utf-8", "replace")
 
 

@@ -44,7 +44,8 @@ def test_lifecycle(nnictl, write_config, free_port, tmp_path):
     assert "INFO: Successfully started experiment!" in out and f"http://127.0.0.1:{free_port}" in out
     assert "1. nnictl experiment show" in out
     assert eid in nnictl("experiment", "list").stdout
-    assert nnictl("webui", "url").stdout.strip() == f"Web UI urls: http://127.0.0.1:{free_port}"
+    token = (nnictl.root / eid / "access_token").read_text()
+    assert nnictl("webui", "url").stdout.strip() == f"Web UI urls: http://127.0.0.1:{free_port}/?token={token}"
 
     # update: every field, checked through the profile
     space = tmp_path / "space.json"
@@ -216,6 +217,7 @@ def test_saved_package_viewed_elsewhere(nnictl, free_port, tmp_path):
     other_root = tmp_path / "other-machine"
     nnictl.env["NNI_EXPERIMENTS_DIR"] = str(other_root)
     nnictl.root = other_root
+    os.environ["NNI_EXPERIMENTS_DIR"] = str(other_root)  # restored by the fixture's monkeypatch; RestClient reads the token there
     nnictl("experiment", "load", "--path", str(package), "--codeDir", str(tmp_path / "code-here"))
     out = nnictl("view", "--experiment_dir", str(other_root / "pkgexp01"), "--port", str(free_port)).stdout
     assert "The experiment id is pkgexp01" in out

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nni.server.testing import wait_until as _wait
+from nni.server.testing import auth_headers, wait_until as _wait
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,8 @@ NAIVE = Path(__file__).parent / "naive_test"
 
 
 def _get(port: int, route: str):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/nni/{route}", timeout=10) as resp:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/nni/{route}", headers=auth_headers(port))
+    with urllib.request.urlopen(request, timeout=10) as resp:
         return json.loads(resp.read())
 
 
@@ -171,7 +172,7 @@ def test_docs_v1_local_config_with_legacy_fields_runs(nnictl, free_port, tmp_pat
     assert refused.returncode == 1 and refused.stderr.startswith("ERROR: --filename: parameter 'lr': ") and refused.stderr.count("\n") == 1
     body = json.dumps({"params": {"searchSpace": json.dumps([1, 2])}}).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{free_port}/api/v1/nni/experiment?update_type=SEARCH_SPACE", data=body,
-                                     method="PUT", headers={"Content-Type": "application/json"})
+                                     method="PUT", headers={"Content-Type": "application/json", **auth_headers(free_port)})
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=10)
     assert info.value.code == 400 and "searchSpace: the search space must be a JSON object" in info.value.read().decode()

@@ -27,8 +27,9 @@ EXPECTED_SPACE = {
 
 
 @pytest.fixture()
-def nnictl(tmp_path):
+def nnictl(tmp_path, monkeypatch):
     root = tmp_path / "nni-experiments"
+    monkeypatch.setenv("NNI_EXPERIMENTS_DIR", str(root))  # Experiment.connect finds the token in this registry
     # the example's trialCommand is "python3 mnist.py": this interpreter's python3 comes first
     env = dict(os.environ, NNI_EXPERIMENTS_DIR=str(root), NNI_CONFIG_DIR=str(tmp_path / "config"), HOME=str(tmp_path / "home"),
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))

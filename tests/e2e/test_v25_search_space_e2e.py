@@ -56,8 +56,17 @@ def _nnictl(env: dict, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.fixture(autouse=True)
+def _same_registry(tmp_path, monkeypatch):
+    """nnictl runs with NNI_EXPERIMENTS_DIR=<tmp>/exps: this process reads the managers' tokens there."""
+    monkeypatch.setenv("NNI_EXPERIMENTS_DIR", str(tmp_path / "exps"))
+
+
 def _get(port: int, route: str):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/nni/{route}", timeout=10) as resp:
+    from nni.server.testing import auth_headers
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/nni/{route}", headers=auth_headers(port))
+    with urllib.request.urlopen(request, timeout=10) as resp:
         return json.loads(resp.read())
 
 

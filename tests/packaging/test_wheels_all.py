@@ -7,16 +7,23 @@ import pytest
 pytestmark = pytest.mark.slow
 
 CHECK = r"""
-import importlib, importlib.metadata as md, json, sys
+import importlib, importlib.metadata as md, importlib.util, json, sys
 import nni
-mods = ["nni.algorithms.hpo", "nni.retiarii", "nni.compression", "nni.feature_engineering",
-        "nni.training_services.local", "nni.training_services.remote", "nni.training_services.kubernetes",
-        "nni.server", "nni.tools.nnictl", "nni.nas.benchmarks", "nni.runtime.registry"]
+mods = ["nni.algorithms.hpo", "nni.training_services.local", "nni.server", "nni.tools.nnictl",
+        "nni.hpo_benchmark", "nni.runtime.registry"]
 for m in mods:
     importlib.import_module(m)
-from nni.runtime.distributions import installed_distributions
+from nni.runtime.distributions import NotBuiltYetError, installed_distributions
+not_built = {}
+for m in ["nni.retiarii", "nni.compression", "nni.feature_engineering", "nni.training_services.remote",
+          "nni.training_services.kubernetes", "nni.nas.benchmarks"]:
+    try:
+        importlib.import_module(m)
+    except NotBuiltYetError as err:
+        not_built[m] = err.distribution
+heavy = [h for h in ("torch", "paramiko", "kubernetes") if importlib.util.find_spec(h) is not None]
 print(json.dumps({"dists": installed_distributions(), "path": list(nni.__path__),
-                  "version": nni.__version__}))
+                  "version": nni.__version__, "not_built": not_built, "heavy": heavy}))
 """
 
 
@@ -32,3 +39,7 @@ def test_all_wheels_in_one_venv(wheel_dir, fresh_venv, sh):
     for dist in ["nni", "nni-core", "nni-hpo", "nni-nas", "nni-compress", "nni-fe", "nni-ts-local",
                  "nni-ts-remote", "nni-ts-kubernetes", "nni-webui-server", "nni-cli", "nni-benchmarks"]:
         assert out["dists"].get(dist) == "0.1.0", dist
+    assert out["not_built"] == {"nni.retiarii": "nni-nas", "nni.compression": "nni-compress", "nni.feature_engineering": "nni-fe",
+                                "nni.training_services.remote": "nni-ts-remote",
+                                "nni.training_services.kubernetes": "nni-ts-kubernetes", "nni.nas.benchmarks": "nni-benchmarks"}
+    assert out["heavy"] == []  # the meta-package pulls in no dependency that only unbuilt parts would use

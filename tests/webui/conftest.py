@@ -120,6 +120,10 @@ class Page:
 def ui(browser, experiment):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = Page(context.new_page(), f"http://127.0.0.1:{experiment.port}/")
+    # The printed URL carries the access token: the manager keeps it in an HttpOnly cookie and
+    # redirects to the clean URL; every later page and API request of the UI carries the cookie.
+    page.page.goto(experiment.url)
+    assert page.page.url == page.base, page.page.url
     yield page
     context.close()
     page.assert_no_errors()

@@ -98,10 +98,12 @@ def test_version_lists_distributions(capsys):
     assert main(["-v"]) == 0 and capsys.readouterr().out.splitlines() == out
 
 
-def test_bash_completion_script(tmp_path):
+def test_bash_completion_script(tmp_path, capsys):
     script = tmp_path / "c.sh"
-    assert main(["completion", "bash"]) == 0 or True
+    assert main(["completion", "bash"]) == 0
+    in_process = capsys.readouterr().out
     proc = subprocess.run([sys.executable, "-m", "nni.tools.nnictl", "completion", "bash"], capture_output=True, text=True, check=True)
+    assert "_nnictl_complete" in in_process and proc.stdout == in_process
     script.write_text(proc.stdout + '\nCOMP_WORDS=(nnictl experiment exp); COMP_CWORD=2; _nnictl_complete; echo "${COMPREPLY[@]}"\n')
     out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["export"]

@@ -1,6 +1,7 @@
 """nnictl waits for a starting manager while it makes progress, and no longer."""
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def test_gives_up_without_progress(tmp_path):
     with pytest.raises(NnictlError, match="made no progress for 1 s"):
         m.wait_ready(lambda s: True, stall_seconds=1)
     assert time.monotonic() - t0 < 10
-    assert m.proc.poll() is not None  # killed
+    assert m.proc.wait(5) == -signal.SIGKILL  # killed, with its process group
 
 
 def test_waits_while_the_log_grows_then_reports_the_exit(tmp_path, capsys):

@@ -67,3 +67,22 @@ def test_http_channel(tmp_path, manager):
         {"parameter_id": 4, "trial_job_id": "TR1", "type": "FINAL", "sequence": 0, "value": '{"default": 1.5}'},
     ]
     assert set(FakeManager.auth) == {"Bearer secret"}
+
+
+def test_http_channel_reads_the_token_file_of_its_experiment(tmp_path, manager):
+    """Without NNI_MANAGER_TOKEN the trial finds the token in its experiment's folder."""
+    from nni.runtime.access import write_token
+
+    exp_dir = tmp_path / "EXP1"
+    trial_dir = exp_dir / "trials" / "TR1"
+    trial_dir.mkdir(parents=True)
+    write_token(exp_dir, "from-file")
+    script = tmp_path / "trial.py"
+    script.write_text("import nni\np = nni.get_next_parameter()\nnni.report_final_result(p['lr'])\n")
+    env = dict(os.environ, NNI_PLATFORM="remote", NNI_EXP_ID="EXP1", NNI_TRIAL_JOB_ID="TR1", NNI_TRIAL_SEQ_ID="3",
+               NNI_MANAGER_URL=manager, NNI_SYS_DIR=str(trial_dir))
+    env.pop("NNI_MANAGER_TOKEN", None)
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert len(FakeManager.metrics) == 1
+    assert set(FakeManager.auth) == {"Bearer from-file"}

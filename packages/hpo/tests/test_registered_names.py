@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from nni.runtime import registry
+from nni.utils import ClassArgsValidator
 
 EXPECTED = {
     "tuner": {"TPE", "Random", "Anneal", "Evolution", "GridSearch", "BatchTuner"},
@@ -23,5 +24,7 @@ def test_each_name_loads_with_a_validator(kind, name):
     cls = registry.load_class(kind, name)
     assert cls.__module__.startswith("nni.algorithms.hpo.")
     validator = registry.load_validator(kind, name)
-    assert validator is not None, f"{name} has no classArgs validator"
+    assert isinstance(validator, type) and issubclass(validator, ClassArgsValidator), f"{name} has no classArgs validator"
+    with pytest.raises(ValueError, match=r"classArgs\.\w+"):  # it really checks: a wrong classArg is refused, by name
+        validator().validate_class_args(no_such_arg=1)
 

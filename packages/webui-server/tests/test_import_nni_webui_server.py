@@ -1,6 +1,7 @@
 """The distribution is installed and its import path lives in the shared ``nni`` namespace."""
 import importlib
 import importlib.metadata
+from pathlib import Path
 
 
 def test_distribution_installed():
@@ -12,4 +13,6 @@ def test_import_path_in_nni_namespace():
     import nni
 
     assert mod.__name__ == "nni.server"
-    assert nni.__file__ is not None  # nni-core's regular package, not a bare namespace
+    assert Path(mod.__file__).resolve().is_relative_to(Path(__file__).resolve().parents[1] / "src")
+    # nni itself is nni-core's regular package, not a bare namespace
+    assert Path(nni.__file__).name == "__init__.py" and nni.__version__ == importlib.metadata.version("nni-core")

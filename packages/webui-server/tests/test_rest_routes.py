@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -27,15 +28,24 @@ def served(tmp_path_factory):
     registry = ExperimentsRegistry(root)
     summary = synthetic_experiment(root / "synth001", N_TRIALS, N_INTERMEDIATE, "synth001", registry=registry)
     server = serve_experiment(root / "synth001", "synth001", registry=registry)
+    TOKENS[server.port] = server.token
     server.summary = summary
     server.exp_dir = root / "synth001"
     yield server
     server.close()
 
 
+#: Access tokens of the servers whose requests ``get`` authenticates by itself (port -> token).
+TOKENS: dict = {}
+
+
 def get(url, headers=None, method="GET", data=None):
-    """(status, headers, body bytes) without raising on 4xx."""
-    req = urllib.request.Request(url, headers=headers or {}, method=method, data=data)
+    """(status, headers, body bytes) without raising on 4xx; carries the token of a server in TOKENS."""
+    headers = dict(headers or {})
+    token = TOKENS.get(urllib.parse.urlsplit(url).port)
+    if token and "Authorization" not in headers and "Cookie" not in headers:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, headers=headers, method=method, data=data)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(req, timeout=20) as resp:
@@ -308,16 +318,24 @@ def test_openapi_document_covers_every_route(served):
 # ----------------------------------------------------------------- security
 
 
-@pytest.mark.parametrize("host,needed", [("127.0.0.1", False), ("localhost", False), ("127.0.0.2", True), ("0.0.0.0", True), ("::", True), ("192.168.1.5", True)])
-def test_token_rule(host, needed):
-    assert requires_token(host) is needed
-    assert (resolve_token(host, None) is not None) is needed
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.0.0.2", "0.0.0.0", "::", "192.168.1.5"])
+def test_token_rule(host):
+    """A token on every address; --no-token only on loopback."""
+    assert requires_token(host) is True
+    new = resolve_token(host, None)
+    assert isinstance(new, str) and len(new) >= 32 and new != resolve_token(host, None)  # a fresh secret each time
     assert resolve_token(host, "given") == "given"
+    if host in ("127.0.0.1", "localhost"):
+        assert requires_token(host, no_token=True) is False and resolve_token(host, None, no_token=True) is None
+    else:
+        with pytest.raises(ValueError, match="--no-token: a token is mandatory"):
+            requires_token(host, no_token=True)
 
 
-def test_default_bind_needs_no_token(served):
-    assert served.token is None
-    assert api(served, "/version")[0] == 200
+def test_default_bind_needs_a_token(served):
+    assert served.token
+    assert api(served, "/version")[0] == 200  # get() sends it
+    assert get(f"{served.url}{API_ROOT}/version", headers={"Authorization": "Bearer wrong"})[0] == 401
 
 
 def test_cors_is_closed(served):
@@ -357,10 +375,19 @@ def test_token_required_on_every_route_off_default(served_off_default):
     assert err.value.status == 401
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def test_token_in_url_sets_a_cookie_for_the_ui(served_off_default):
+    """The printed URL (…/?token=) answers with the cookie and a redirect to the clean URL."""
     s = served_off_default
-    status, headers, body = get(f"{s.url}/oview?token={s.token}")
-    assert status == 200 and b"<base href=" in body
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        opener.open(f"{s.url}/oview?token={s.token}", timeout=20)
+    assert redirect.value.code == 302 and redirect.value.headers["Location"] == "/oview"
+    headers = redirect.value.headers
     cookie = headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     value = cookie.split(";")[0]
@@ -409,11 +436,12 @@ def test_log_files(served):
 def test_url_prefix(tmp_path):
     synthetic_experiment(tmp_path / "pre00001", 2, 1, "pre00001")
     s = serve_experiment(tmp_path / "pre00001", "pre00001", prefix="nni/")
+    TOKENS[s.port] = s.token
     try:
         assert s.prefix == "/nni"
         status, _, body = get(s.url + "/oview")
         assert status == 200 and b'<base href="/nni/">' in body
-        assert RestClient(s.port, prefix="nni").call("get_experiment_profile")["id"] == "pre00001"
+        assert RestClient(s.port, prefix="nni", token=s.token).call("get_experiment_profile")["id"] == "pre00001"
         assert client(s).call("get_openapi")["servers"][0]["url"] == "/nni" + API_ROOT
         assert get(f"http://{s.host}:{s.port}{API_ROOT}/version")[0] == 404
     finally:

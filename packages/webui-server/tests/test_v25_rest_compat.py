@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from nni.runtime.rest_api import API_ROOT, RestClient, RestError
+from nni.server.testing import auth_headers
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,7 @@ def _config(tmp_path) -> dict:
 
 def _put(port: int, path: str, body: bytes) -> tuple[int, bytes]:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{API_ROOT}{path}", data=body, method="PUT",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **auth_headers(port)})
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(req, timeout=20) as resp:

@@ -1,12 +1,14 @@
-"""The dispatcher process: ``python -m nni --exp_params <base64 JSON>``.
+"""The dispatcher process: ``python -m nni --exp_params_file <JSON file>`` (or ``--exp_params``).
 
 The manager starts this process to host the experiment's tuner and assessor (or advisor) and
 speaks :mod:`nni.runtime.protocol` with it.
 
 Arguments:
 
-* ``--exp_params``: the experiment config as a JSON object, base64-encoded (plain JSON is
-  accepted too). Used keys: ``tuner`` / ``assessor`` / ``advisor``, each
+* ``--exp_params_file``: a file holding the experiment config as a JSON object (what the
+  manager passes: a command-line argument is capped at 128 KB on Linux and readable by other
+  users). ``--exp_params``: the same object on the command line, base64-encoded (plain JSON is
+  accepted too); give one of the two. Used keys: ``tuner`` / ``assessor`` / ``advisor``, each
   ``{"name": <registered name>, "classArgs": {...}}`` or
   ``{"className": "module.Class", "codeDirectory": "/dir", "classArgs": {...}}`` (v1 spellings
   ``builtinTunerName`` / ``builtinAssessorName`` / ``builtinAdvisorName``, ``codeDir`` and
@@ -68,6 +70,23 @@ def parse_exp_params(text: str) -> dict:
     if not isinstance(params, dict):
         raise DispatcherConfigError("--exp_params must be a JSON object")
     return params
+
+
+def read_exp_params_file(path: str) -> dict:
+    """Read ``--exp_params_file``: a JSON object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as err:
+        raise DispatcherConfigError(f"--exp_params_file: cannot read {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise DispatcherConfigError(f"--exp_params_file: {path} is not UTF-8 text ({err.reason})") from None
+    if not text.lstrip().startswith("{"):
+        raise DispatcherConfigError(f"--exp_params_file: {path} must hold a JSON object")
+    try:
+        return parse_exp_params(text)
+    except DispatcherConfigError as err:
+        raise DispatcherConfigError(f"--exp_params_file: {str(err).removeprefix('--exp_params ')}") from None
 
 
 def encode_exp_params(params: dict) -> str:
@@ -187,7 +206,9 @@ def _is_user_error(err: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nni", description="NNI dispatcher (tuner / assessor / advisor host)")
-    parser.add_argument("--exp_params", required=True, help="experiment config JSON, base64-encoded")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--exp_params", help="experiment config JSON, base64-encoded")
+    source.add_argument("--exp_params_file", help="file holding the experiment config as JSON")
     parser.add_argument("--command_fds", default=os.environ.get("NNI_COMMAND_FDS"), help="IN,OUT fds of the command streams")
     parser.add_argument("--log_level", default=None)
     args = parser.parse_args(argv)
@@ -201,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nni dispatcher: {err}", file=sys.stderr)
         return 2
     try:
-        params = parse_exp_params(args.exp_params)
+        params = read_exp_params_file(args.exp_params_file) if args.exp_params_file else parse_exp_params(args.exp_params)
         setup_logging(args.log_level or params.get("logLevel"))
         _logger.info("START")
         dispatcher = build_dispatcher(params)

@@ -1,15 +1,38 @@
-"""The distribution is installed and its import path lives in the shared ``nni`` namespace."""
+"""nni-ts-remote is installed but ships no implementation yet: its module says so when imported,
+and the distribution drags in no dependency it does not use."""
 import importlib
 import importlib.metadata
+import importlib.util
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from nni.runtime.distributions import NotBuiltYetError
+
+PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def test_distribution_installed():
     assert importlib.metadata.version("nni-ts-remote") == "0.1.0"
 
 
-def test_import_path_in_nni_namespace():
-    mod = importlib.import_module("nni.training_services.remote")
-    import nni
+def test_module_comes_from_this_distribution():
+    spec = importlib.util.find_spec("nni.training_services.remote")
+    assert Path(spec.origin).resolve().is_relative_to(PACKAGE / "src")
 
-    assert mod.__name__ == "nni.training_services.remote"
-    assert nni.__file__ is not None  # nni-core's regular package, not a bare namespace
+
+@pytest.mark.parametrize("module", ["nni.training_services.remote"])
+def test_import_says_which_distribution_and_feature_is_not_built_yet(module):
+    with pytest.raises(ModuleNotFoundError) as info:
+        importlib.import_module(module)
+    err = info.value
+    assert isinstance(err, NotBuiltYetError) and err.distribution == "nni-ts-remote" and err.name == "nni.training_services.remote"
+    message = str(err)
+    assert "\n" not in message and message.startswith("nni.training_services.remote: ")
+    assert "remote training service" in message and "not built yet" in message and "nni-ts-remote" in message
+
+
+def test_declares_no_dependency_it_does_not_use_yet():
+    project = tomllib.loads((PACKAGE / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["dependencies"] == ["nni-core"]

@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from nni.runtime.states import ExperimentStatus
+
 NOOP_TRIAL = "import nni\nnni.get_next_parameter()\nnni.report_final_result(0)\n"
 REFERENCE_TRIAL = (
     "import time, nni\n"
@@ -113,7 +115,7 @@ def bench_overhead(trials: int = 200) -> dict:
         t0 = time.perf_counter()
         with _quiet():
             exp.start(_free_port())
-            while exp.get_status() not in ("DONE", "ERROR"):
+            while exp.get_status() not in (ExperimentStatus.DONE, ExperimentStatus.ERROR):
                 time.sleep(0.05)
             ok = exp.get_status() == "DONE"
             manager_cpu = _cpu_seconds(exp._process.pid)

@@ -36,27 +36,32 @@ def build_store(exp_dir: str | os.PathLike, trials: int, intermediate: int) -> d
     return {"built_s": round(time.perf_counter() - t0, 1), "reused": False, "trials": trials, "metrics": summary["metrics"]}
 
 
-def _get(url: str) -> tuple[float, int]:
+def _get(url: str, token: Optional[str] = None) -> tuple[float, int]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     t0 = time.perf_counter()
-    with opener.open(url, timeout=120) as resp:
+    with opener.open(request, timeout=120) as resp:
         body = resp.read()
     return (time.perf_counter() - t0) * 1000, len(body)
 
 
-def bench_routes(base_url: str, repeat: int = 5) -> dict:
-    """Wall time of GET trial-jobs and metric-data-latest as a client sees it."""
+def bench_routes(base_url: str, repeat: int = 5, token: Optional[str] = None) -> dict:
+    """Wall time of GET trial-jobs and metric-data-latest as a client sees it (``token``: the manager's)."""
     out = {}
     for key, route in (("trial_jobs_ms", "trial-jobs"), ("metric_data_latest_ms", "metric-data-latest")):
-        first, size = _get(f"{base_url}/api/v1/nni/{route}")
-        times = [_get(f"{base_url}/api/v1/nni/{route}")[0] for _ in range(repeat)]
+        first, size = _get(f"{base_url}/api/v1/nni/{route}", token)
+        times = [_get(f"{base_url}/api/v1/nni/{route}", token)[0] for _ in range(repeat)]
         out[key] = {"first": round(first, 1), "median": round(statistics.median(times), 1), "min": round(min(times), 1),
                     "bytes": size, "target": TARGETS[key]}
     return out
 
 
-def bench_detail_page(base_url: str, chromium: str, runs: int = 3) -> dict:
-    """Trials-detail page timing in headless Chromium (the UI's own performance marks)."""
+def bench_detail_page(base_url: str, chromium: str, runs: int = 3, token: Optional[str] = None) -> dict:
+    """Trials-detail page timing in headless Chromium (the UI's own performance marks).
+
+    ``token``: the manager's; the page is opened as the printed URL (``?token=``), which the
+    manager answers with a cookie and a redirect to the clean URL.
+    """
     from playwright.sync_api import sync_playwright
 
     def marks(page) -> dict:
@@ -75,7 +80,7 @@ def bench_detail_page(base_url: str, chromium: str, runs: int = 3) -> dict:
                 page = context.new_page()
                 errors: list[str] = []
                 page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"{base_url}/detail")
+                page.goto(f"{base_url}/detail" + (f"?token={token}" if token else ""))
                 result["cold"].append(marks(page))
                 page.reload()
                 result["warm"].append(marks(page))
@@ -135,9 +140,9 @@ def run(trials: int = 10_000, intermediate: int = 100, exp_dir: Optional[str] = 
         report["server_uncached"] = bench_uncached(exp_dir, repeat)
         served = serve_experiment(Path(exp_dir), EXPERIMENT_ID)
         try:
-            report.update(bench_routes(served.url, repeat))
+            report.update(bench_routes(served.url, repeat, served.token))
             if chromium and Path(chromium).exists():
-                report["detail_page_ms"] = bench_detail_page(served.url, chromium)
+                report["detail_page_ms"] = bench_detail_page(served.url, chromium, token=served.token)
             else:
                 report["detail_page_ms"] = f"skipped: no Chromium at {chromium!r}"
         finally:

@@ -33,7 +33,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ..runtime import access
 from ..runtime.rest_api import RestClient, RestError
+from ..runtime.states import HALTED_STATES
 from .config import ExperimentConfig
 from .data import TrialJob, TrialMetricData, TrialResult
 
@@ -60,6 +62,11 @@ def _new_id() -> str:
 def _require_server() -> None:
     if importlib.util.find_spec("nni.server") is None or importlib.util.find_spec("nni.server.manager") is None:
         raise RunningExperimentError(INSTALL_HINT)
+
+
+def _client_host(host: str) -> str:
+    """Where a client on this machine reaches a manager bound to ``host``."""
+    return access.DEFAULT_HOST if host in ("0.0.0.0", "", "::") else host
 
 
 def _last_line(path: Optional[str]) -> str:
@@ -99,7 +106,9 @@ class Experiment:
             self.config = ExperimentConfig(config_or_platform)
         self.id: Optional[str] = None
         self.port: Optional[int] = None
+        self.host: str = access.DEFAULT_HOST
         self.url_prefix: str = ""
+        self._token: Union[str, bool, None] = None  # None: found by RestClient; False: none
         self._exp_dir: Optional[Path] = None  # known after start(); else from the registry
         self._process: Optional[subprocess.Popen] = None
         self._launch_log: Optional[str] = None
@@ -111,14 +120,51 @@ class Experiment:
     def _client(self) -> RestClient:
         if self.port is None:
             raise RunningExperimentError("the experiment is not started or connected; call start(), run() or Experiment.connect()")
-        return RestClient(self.port, prefix=self.url_prefix)
+        return RestClient(self.port, host=_client_host(self.host), prefix=self.url_prefix, token=self._token)
 
-    def start(self, port: int = 8080, debug: bool = False) -> None:
+    @property
+    def url(self) -> Optional[str]:
+        """The web UI URL (carrying the access token) while the experiment is served."""
+        if self.port is None:
+            return None
+        token = self._client.token
+        return access.web_urls(self.port, self.host, self.url_prefix, token)[0]
+
+    def _prepare_access(self, host: str, token: Union[bool, str]) -> dict:
+        """Check ``host`` / ``token`` and return the manager's environment (the token travels in it,
+        never on its command line)."""
+        host = (host or access.DEFAULT_HOST).strip()
+        env = dict(os.environ)
+        env.pop(access.TOKEN_ENV, None)
+        if token is False or (token is True and access.no_token_from_env()):
+            access.check_no_token(host, "token=False" if token is False else access.NO_TOKEN_ENV)
+            self._token = False
+            env[access.NO_TOKEN_ENV] = "1"
+        else:
+            env.pop(access.NO_TOKEN_ENV, None)
+            self._token = token if isinstance(token, str) and token else access.new_token()
+            env[access.TOKEN_ENV] = self._token
+        self.host = host
+        return env
+
+    def _web_urls(self, port: int) -> str:
+        return "   ".join(access.web_urls(port, self.host, self.url_prefix, self._token or None))
+
+    def start(self, port: int = 8080, debug: bool = False, *, host: str = "127.0.0.1", token: Union[bool, str] = True) -> None:
         """Launch the experiment in the background and return once its REST API answers.
 
         Call :meth:`stop` when done (it is also called when the Python process exits).
+
+        Args:
+            port: port of the REST API and web UI.
+            debug: debug logging.
+            host: address to bind (``0.0.0.0``: every interface); an access token is always
+                required off loopback.
+            token: ``True`` (default): a new access token, printed in the web UI URL; a string:
+                that token; ``False``: none (loopback only, for old scripts).
         """
         _require_server()
+        env = self._prepare_access(host, token)
         if self.config is None:
             raise RunningExperimentError("no config: create the experiment with Experiment('local') or Experiment(config)")
         canon = self.config.to_canonical_dict()
@@ -127,20 +173,21 @@ class Experiment:
         self.id = _new_id()
         exp_dir = Path(os.path.expanduser(str(canon["experimentWorkingDirectory"]))) / self.id
         self._exp_dir = exp_dir
+        access.private_dir(exp_dir)  # owner only: the store and the token file go here
         log_dir = exp_dir / "log"
         log_dir.mkdir(parents=True, exist_ok=True)
         config_path = exp_dir / "experiment_config.json"
         config_path.write_text(json.dumps(canon, indent=2), encoding="utf-8")
         _print(f"Creating experiment, Experiment ID: {self.id}")
         _print("Starting web server...")
-        args = ["--config", str(config_path), "--port", str(port), "--id", self.id]
+        args = ["--config", str(config_path), "--port", str(port), "--id", self.id, "--host", self.host]
         if debug:
             args.append("--debug")
-        self._launch(args, port, str(log_dir / "nnictl_stderr.log"))
+        self._launch(args, port, str(log_dir / "nnictl_stderr.log"), env)
         _print("Setting up...")
-        _print(f"Web UI URLs: http://127.0.0.1:{port}")
+        _print(f"Web UI URLs: {self._web_urls(port)}")
 
-    def _launch(self, args: list[str], port: int, log_path: Optional[str] = None) -> None:
+    def _launch(self, args: list[str], port: int, log_path: Optional[str] = None, env: Optional[dict] = None) -> None:
         if log_path is None:
             fd, log_path = tempfile.mkstemp(prefix="nni-manager-", suffix=".log")
             os.close(fd)
@@ -151,11 +198,12 @@ class Experiment:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                env=env,
                 start_new_session=True,  # a Ctrl-C in a notebook must not kill the manager
             )
         self.port = port
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        client = RestClient(port, timeout=2)
+        client = RestClient(port, host=_client_host(self.host), token=self._token, timeout=2)
         while True:
             rc = self._process.poll()
             if rc is not None:
@@ -203,21 +251,22 @@ class Experiment:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 try:
-                    RestClient(self.port, timeout=1, prefix=self.url_prefix).call("get_status")
+                    RestClient(self.port, host=_client_host(self.host), timeout=1, prefix=self.url_prefix, token=self._token).call("get_status")
                 except (ConnectionError, RestError):
                     break
                 time.sleep(0.1)
         self.port = None
         _print("Experiment stopped")
 
-    def run(self, port: int = 8080, wait_completion: bool = True, debug: bool = False) -> Optional[bool]:
-        """Start, wait until the experiment is DONE (or fails), stop it.
+    def run(self, port: int = 8080, wait_completion: bool = True, debug: bool = False, *, host: str = "127.0.0.1",
+            token: Union[bool, str] = True) -> Optional[bool]:
+        """Start, wait until the experiment is DONE (or fails), stop it (``host`` / ``token``: see :meth:`start`).
 
         Returns:
             ``True`` when it ended DONE, ``False`` on ERROR or when stopped from outside;
             ``None`` with ``wait_completion=False`` (then it keeps running, like :meth:`start`).
         """
-        self.start(port, debug)
+        self.start(port, debug, host=host, token=token)
         if not wait_completion:
             return None
         return self._wait_and_stop()
@@ -231,7 +280,7 @@ class Experiment:
                     return False
                 if status == "DONE":
                     return True
-                if status in ("ERROR", "STOPPED", "STOPPING"):
+                if status in HALTED_STATES:
                     if status == "ERROR":
                         errors = self._client.call("get_status").get("errors") or []
                         if errors:
@@ -242,17 +291,29 @@ class Experiment:
             self.stop()
 
     @classmethod
-    def connect(cls, port: int, url_prefix: str = "") -> "Experiment":
-        """Attach to a running experiment (started by nnictl or another process)."""
+    def connect(cls, port: int, url_prefix: str = "", *, host: str = "127.0.0.1", token: Optional[str] = None) -> "Experiment":
+        """Attach to a running experiment (started by nnictl or another process).
+
+        The access token of a manager of this machine is found by itself (in the experiment's
+        folder); give ``token`` for another machine's (``host``).
+        """
         exp = cls(None)
         exp.port = port
+        exp.host = host
         exp.url_prefix = url_prefix
+        exp._token = token
         try:
             profile = exp.get_experiment_profile()
             status = exp.get_status()
         except ConnectionError as err:
             exp.port = None
             raise RunningExperimentError(str(err)) from None
+        except RestError as err:
+            exp.port = None
+            if err.status == 401:
+                raise RunningExperimentError(f"the manager on port {port} needs its access token: it is not in the "
+                                             f"experiments registry of this user; pass token=...") from None
+            raise RunningExperimentError(f"port {port}: {err}") from None
         exp.id = profile["id"]
         canon = (profile.get("params") or {}).get("config")
         if canon:
@@ -264,8 +325,9 @@ class Experiment:
         return exp
 
     @classmethod
-    def resume(cls, experiment_id: str, port: int = 8080, wait_completion: bool = True, debug: bool = False) -> Optional["Experiment"]:
-        """Resume a stopped experiment (like ``nnictl resume``).
+    def resume(cls, experiment_id: str, port: int = 8080, wait_completion: bool = True, debug: bool = False, *,
+               host: str = "127.0.0.1", token: Union[bool, str] = True) -> Optional["Experiment"]:
+        """Resume a stopped experiment (like ``nnictl resume``; ``host`` / ``token``: see :meth:`start`).
 
         With ``wait_completion`` it blocks until DONE and stops it (returns ``None``);
         otherwise it returns the running :class:`Experiment`.
@@ -273,25 +335,28 @@ class Experiment:
         _require_server()
         exp = cls(None)
         exp.id = experiment_id
-        args = ["--resume", experiment_id, "--port", str(port)] + (["--debug"] if debug else [])
-        exp._launch(args, port)
-        _print(f"Resumed experiment {experiment_id}; Web UI URLs: http://127.0.0.1:{port}")
+        env = exp._prepare_access(host, token)
+        args = ["--resume", experiment_id, "--port", str(port), "--host", exp.host] + (["--debug"] if debug else [])
+        exp._launch(args, port, env=env)
+        _print(f"Resumed experiment {experiment_id}; Web UI URLs: {exp._web_urls(port)}")
         if wait_completion:
             exp._wait_and_stop()
             return None
         return exp
 
     @classmethod
-    def view(cls, experiment_id: str, port: int = 8080, non_blocking: bool = False) -> Optional["Experiment"]:
-        """Serve a stopped experiment read-only (like ``nnictl view``).
+    def view(cls, experiment_id: str, port: int = 8080, non_blocking: bool = False, *, host: str = "127.0.0.1",
+             token: Union[bool, str] = True) -> Optional["Experiment"]:
+        """Serve a stopped experiment read-only (like ``nnictl view``; ``host`` / ``token``: see :meth:`start`).
 
         Blocks until Ctrl-C unless ``non_blocking``; then returns the :class:`Experiment`.
         """
         _require_server()
         exp = cls(None)
         exp.id = experiment_id
-        exp._launch(["--view", experiment_id, "--port", str(port)], port)
-        _print(f"Viewing experiment {experiment_id}; Web UI URLs: http://127.0.0.1:{port}")
+        env = exp._prepare_access(host, token)
+        exp._launch(["--view", experiment_id, "--port", str(port), "--host", exp.host], port, env=env)
+        _print(f"Viewing experiment {experiment_id}; Web UI URLs: {exp._web_urls(port)}")
         if non_blocking:
             return exp
         try:
@@ -417,9 +482,9 @@ class Experiment:
     # ----- updating -----
 
     def _update(self, update_type: str, key: str, value: Any) -> None:
-        profile = self.get_experiment_profile()
-        profile["params"][key] = value
-        self._client.call("update_experiment_profile", body=profile, query={"update_type": update_type})
+        # Only the changed field: the manager reads params[key] alone, and the whole profile
+        # holds the search space twice (a 50 MB space would push the request over the limit).
+        self._client.call("update_experiment_profile", body={"params": {key: value}}, query={"update_type": update_type})
         _logger.info("Successfully update %s.", key)
 
     def update_trial_concurrency(self, value: int) -> None:

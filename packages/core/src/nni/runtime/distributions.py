@@ -21,3 +21,20 @@ def installed_distributions() -> dict[str, str]:
         if norm == "nni" or norm.startswith("nni-"):
             found[norm] = dist.version
     return dict(sorted(found.items()))
+
+
+class NotBuiltYetError(ModuleNotFoundError):
+    """Raised by importing a module of a distribution that ships no implementation yet.
+
+    A ``ModuleNotFoundError`` (so ``except ImportError`` guards keep working) whose one-line
+    message names the distribution and the feature that is missing.
+    """
+
+    def __init__(self, distribution: str, feature: str, module: str):
+        super().__init__(
+            f"{module}: {feature} is not built yet; the {distribution} distribution is installed "
+            f"but ships no implementation in this release",
+            name=module,
+        )
+        self.distribution = distribution
+        self.feature = feature

@@ -11,16 +11,20 @@ Only the standard library is used here: ``import nni`` must stay light.
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
+
+from .states import ExperimentStatus, TensorboardStatus, TrialJobStatus, names
 
 API_ROOT = "/api/v1/nni"
 
-EXPERIMENT_STATUSES = ["INITIALIZED", "RUNNING", "NO_MORE_TRIAL", "DONE", "STOPPING", "STOPPED", "ERROR", "VIEWED"]
-TRIAL_STATUSES = ["UNKNOWN", "WAITING", "RUNNING", "SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"]
+# The status names come from nni.runtime.states, their only definition.
+EXPERIMENT_STATUSES = names(ExperimentStatus)
+TRIAL_STATUSES = names(TrialJobStatus)
 METRIC_TYPES = ["PERIODICAL", "FINAL", "CUSTOM", "REQUEST_PARAMETER"]
 UPDATE_TYPES = ["TRIAL_CONCURRENCY", "MAX_EXEC_DURATION", "SEARCH_SPACE", "MAX_TRIAL_NUM"]
 
@@ -28,6 +32,21 @@ UPDATE_TYPES = ["TRIAL_CONCURRENCY", "MAX_EXEC_DURATION", "SEARCH_SPACE", "MAX_T
 
 STRING = {"type": "string"}
 INT = {"type": "integer"}
+
+#: SQLite stores 8-byte integers: a request integer outside this range is refused (400).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Limits of the budget fields: the one definition, used by the config checks
+#: (``nni.experiment.config.base``) and published in this module's schema. Beyond them a value is
+#: a typo or an attack, and would overflow SQLite, JavaScript numbers in the web UI or timers.
+MAX_TRIAL_CONCURRENCY = 2**31 - 1
+MAX_TRIAL_NUMBER = 2**31 - 1
+MAX_DURATION_SECONDS = 36500 * 86400
+#: Deepest nesting of arrays / objects accepted in a request body (search spaces need < 10).
+MAX_NESTING = 100
+#: Largest request body (413 beyond): NNI accepts JSON bodies up to 50 MB.
+MAX_BODY_BYTES = 50 * 1024 * 1024
+#: A duration as ``parse_duration`` reads it: ``'30s'``, ``'10m'``, ``'0.5h'``, ``'1d'``, ``'90'``.
+DURATION_PATTERN = r"^\s*(\d*[1-9]\d*(\.\d*)?|\d*\.\d*[1-9]\d*)\s*[smhdSMHD]?\s*$"  # > 0
 NUMBER = {"type": "number"}
 ANY: dict = {}
 
@@ -35,7 +54,8 @@ ERROR = {"type": "object", "properties": {"error": STRING}, "required": ["error"
 
 STATUS = {
     "type": "object",
-    "properties": {"status": {"type": "string", "enum": EXPERIMENT_STATUSES}, "errors": {"type": "array", "items": STRING}},
+    "properties": {"status": {"type": "string", "enum": EXPERIMENT_STATUSES}, "errors": {"type": "array", "items": STRING},
+                   "warnings": {"type": "array", "items": STRING, "description": "transient problems, e.g. a dispatcher not answering"}},
     "required": ["status", "errors"],
 }
 
@@ -133,8 +153,27 @@ EXPERIMENT_METADATA = {
 
 PROFILE_UPDATE = {
     "type": "object",
-    "description": "the profile (as from GET /experiment) with the changed field in params",
-    "properties": {"params": {"type": "object"}},
+    "description": "the profile (as from GET /experiment) with the changed field in params: "
+    "params must hold the field that update_type names (trialConcurrency, maxExecDuration, "
+    "searchSpace or maxTrialNum); a search space is checked against the experiment's tuner",
+    "properties": {
+        "params": {
+            "type": "object",
+            "properties": {
+                "trialConcurrency": {"type": "integer", "minimum": 1, "maximum": MAX_TRIAL_CONCURRENCY},
+                "maxTrialNum": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_TRIAL_NUMBER},
+                "maxExecDuration": {
+                    "type": ["number", "string", "null"],
+                    "description": "seconds, or a duration such as '2h' (at most 100 years)",
+                    "exclusiveMinimum": 0,
+                    "maximum": MAX_DURATION_SECONDS,
+                    "pattern": DURATION_PATTERN,
+                },
+                "searchSpace": {"description": "the search space, or its JSON text; its format is the tuner's "
+                                "(built-in tuners: an object of {_type, _value}; custom ones may take any JSON)"},
+            },
+        }
+    },
     "required": ["params"],
 }
 
@@ -146,7 +185,7 @@ CLUSTER_METADATA = {
 CUSTOMIZED_TRIAL = {
     "type": "object",
     "description": "hyperParameters: the trial's parameters (an object, or its JSON string)",
-    "properties": {"hyperParameters": {"type": ["object", "string"]}},
+    "properties": {"hyperParameters": {"type": ["object", "string"], "description": "an object, or its JSON text"}},
     "required": ["hyperParameters"],
 }
 
@@ -158,7 +197,7 @@ IMPORT_DATA = {
 #: Files of a trial's directory that ``GET /trial-file/{id}/{filename}`` serves (nothing else).
 TRIAL_FILES = ["trial.log", "stderr", "stdout", "model.onnx"]
 
-TENSORBOARD_STATUSES = ["DOWNLOADING_DATA", "RUNNING", "STOPPING", "STOPPED", "ERROR", "FAIL_DOWNLOAD_DATA"]
+TENSORBOARD_STATUSES = names(TensorboardStatus)
 
 TENSORBOARD_TASK = {
     "type": "object",
@@ -176,7 +215,7 @@ TENSORBOARD_TASK = {
 TENSORBOARD_START = {
     "type": "object",
     "description": "trials: comma-separated trial ids whose $NNI_OUTPUT_DIR/tensorboard logs to show",
-    "properties": {"trials": STRING},
+    "properties": {"trials": {"type": "string", "pattern": "[^,\\s]", "description": "at least one trial id"}},
     "required": ["trials"],
 }
 
@@ -191,9 +230,12 @@ class Route:
         path: path under :data:`API_ROOT`, with ``{param}`` placeholders.
         summary: one line for the OpenAPI document.
         query: query parameters: name -> schema.
+        required_query: the query parameters that must be given.
+        path_schemas: schemas of path parameters (a string of any value when not listed).
         request: schema of the JSON body, or ``None`` for no body.
         response: schema of the JSON answer (``None``: empty body).
         content: media type of the answer (``application/json`` unless the route serves a file).
+        conflict: when the experiment's state can refuse a valid request (answered 409), why.
     """
 
     name: str
@@ -201,9 +243,12 @@ class Route:
     path: str
     summary: str
     query: dict = field(default_factory=dict)
+    required_query: tuple = ()
+    path_schemas: dict = field(default_factory=dict)
     request: Optional[dict] = None
     response: Optional[dict] = None
     content: str = "application/json"
+    conflict: str = ""
 
     @property
     def path_params(self) -> list[str]:
@@ -220,6 +265,7 @@ ROUTES: tuple[Route, ...] = (
         "/experiment",
         "update one field of the profile (concurrency, max duration, max trial number, search space)",
         query={"update_type": {"type": "string", "enum": UPDATE_TYPES}},
+        required_query=("update_type",),
         request=PROFILE_UPDATE,
         response={"type": "object", "description": "{} (as NNI v2.5); GET /experiment shows the new profile"},
     ),
@@ -251,6 +297,7 @@ ROUTES: tuple[Route, ...] = (
         "add a trial with given parameters",
         request=CUSTOMIZED_TRIAL,
         response={"type": "object", "properties": {"sequenceId": INT}, "required": ["sequenceId"]},
+        conflict="maxTrialNumber is reached, or the experiment is stopped or in ERROR",
     ),
     Route("cancel_trial_job", "DELETE", "/trial-jobs/{id}", "cancel (kill) a trial: USER_CANCELED", response=ANY),
     Route(
@@ -274,6 +321,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/metric-data-range/{min_seq_id}/{max_seq_id}",
         "metric records of trials with sequence ids in a range",
+        path_schemas={n: {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX} for n in ("min_seq_id", "max_seq_id")},
         response={"type": "array", "items": METRIC_RECORD},
     ),
     Route("get_metric_data_latest", "GET", "/metric-data-latest", "latest metric record of every trial", response={"type": "array", "items": METRIC_RECORD}),
@@ -294,6 +342,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/trial-file/{id}/{filename}",
         f"a file of the trial's directory: {', '.join(TRIAL_FILES)} (text as UTF-8, model.onnx as bytes)",
+        path_schemas={"filename": {"type": "string", "enum": TRIAL_FILES}},
         response=STRING,
         content="text/plain",
     ),
@@ -346,6 +395,14 @@ def validate(schema: Optional[dict], value: Any, path: str = "body") -> None:
             raise ValueError(f"{path}: expected {' or '.join(names)}, got {type(value).__name__}")
     if "enum" in schema and value not in schema["enum"]:
         raise ValueError(f"{path}: must be one of {', '.join(map(str, schema['enum']))}, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        _check_number(schema, value, path)
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            raise ValueError(f"{path}: must have at least {schema['minLength']} characters")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            wanted = schema.get("description") or f"a string matching {schema['pattern']}"
+            raise ValueError(f"{path}: expected {wanted}, got {value[:60]!r}")
     if isinstance(value, dict):
         for key in schema.get("required", []):
             if key not in value:
@@ -358,6 +415,36 @@ def validate(schema: Optional[dict], value: Any, path: str = "body") -> None:
             validate(schema["items"], item, f"{path}[{i}]")
 
 
+def _check_number(schema: dict, value: Any, path: str) -> None:
+    lo, hi = schema.get("minimum"), schema.get("maximum")
+    if isinstance(value, int):  # SQLite stores 8-byte integers; a bigger one would crash the store
+        lo = INT64_MIN if lo is None else max(lo, INT64_MIN)
+        hi = INT64_MAX if hi is None else min(hi, INT64_MAX)
+    elif value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{path}: must be a finite number, got {value!r}")
+    if lo is not None and value < lo:
+        raise ValueError(f"{path}: must be >= {lo}, got {value!r}")
+    excl = schema.get("exclusiveMinimum")
+    if excl is not None and value <= excl:
+        raise ValueError(f"{path}: must be > {excl}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ValueError(f"{path}: must be <= {hi}, got {value if abs(value) < 10**30 else f'a {len(str(abs(int(value))))}-digit number'}")
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply arrays / objects nest in ``value`` (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        elif not isinstance(node, list):
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((item, depth + 1) for item in node if isinstance(item, (dict, list)))
+    return deepest
+
+
 # ----- client -----
 
 
@@ -367,6 +454,12 @@ class RestError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
         self.status = status
         super().__init__(message)
+
+
+def _is_local(host: str) -> bool:
+    """An address of this machine's loopback (a token found locally is never sent elsewhere)."""
+    host = (host or "").strip().strip("[]").lower()
+    return host in ("localhost", "::1", "0.0.0.0") or host.startswith("127.")
 
 
 # The manager is on loopback: never send its requests through an HTTP(S)_PROXY.
@@ -385,16 +478,48 @@ class RestClient:
         port: the manager's port.
         host: default ``127.0.0.1``.
         prefix: URL prefix the manager was started with (``/nni``), if any.
-        token: access token for a manager bound off loopback.
+        token: the manager's access token. ``None`` (default): found by itself for a manager of
+            this machine (the token file of the experiment the registry lists on ``port``);
+            ``False`` or ``""``: send none (a manager started with ``--no-token``).
         timeout: seconds per request.
     """
 
-    def __init__(self, port: int, host: str = "127.0.0.1", prefix: str = "", token: Optional[str] = None, timeout: float = 20) -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", prefix: str = "", token: Union[str, bool, None] = None, timeout: float = 20) -> None:
         self.port = port
         self.host = host
         self.prefix = "/" + prefix.strip("/") if prefix and prefix.strip("/") else ""
-        self.token = token
+        self._token = token
+        self._auto = token is None  # the token is looked up (again after a 401)
         self.timeout = timeout
+
+    @property
+    def token(self) -> Optional[str]:
+        """The token sent (looked up while unknown, so a client made before the manager is up works)."""
+        if self._token is None and _is_local(self.host):
+            from .access import find_token
+
+            found = find_token(self.port)
+            if found:
+                self._token = found
+            return found
+        return self._token or None
+
+    @token.setter
+    def token(self, value: Union[str, bool, None]) -> None:
+        self._token = value
+        self._auto = value is None
+
+    def _found_token(self, sent: Optional[str]) -> bool:
+        """After a 401: whether a looked-up token differs from ``sent`` (then it is used)."""
+        if not self._auto or not _is_local(self.host):
+            return False
+        from .access import find_token
+
+        found = find_token(self.port)
+        if found and found != sent:
+            self._token = found
+            return True
+        return False
 
     def url(self, route_: Route, path_params: Optional[dict] = None, query: Optional[dict] = None) -> str:
         path = route_.path
@@ -430,13 +555,18 @@ class RestClient:
         if r.request is not None or body is not None:
             data = json.dumps(body).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        token = self.token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         req = urllib.request.Request(self.url(r, path_params, query), data=data, method=r.method, headers=headers)
         try:
             with _OPENER.open(req, timeout=self.timeout) as resp:
                 return resp.read()
         except urllib.error.HTTPError as err:
+            if err.code == 401 and self._found_token(token):
+                # A manager that was still starting (token file not yet written) or was restarted
+                # with a new token on the same port: look it up again, once.
+                return self.call_raw(name, body, query, **path_params)
             text = err.read().decode("utf-8", "replace")
             try:
                 message = json.loads(text).get("error", text)

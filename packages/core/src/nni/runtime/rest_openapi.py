@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from typing import Optional
 
-from .rest_api import API_ROOT, ERROR, ROUTES, Route
+from .rest_api import API_ROOT, ERROR, MAX_BODY_BYTES, MAX_NESTING, ROUTES, Route
 
 
 def _schema(schema: Optional[dict]) -> dict:
@@ -29,6 +29,9 @@ def _schema(schema: Optional[dict]) -> dict:
                 else:
                     del node["type"]
                     node["oneOf"] = [{"type": x} for x in rest]
+            if isinstance(node.get("exclusiveMinimum"), (int, float)) and not isinstance(node["exclusiveMinimum"], bool):
+                node["minimum"] = node["exclusiveMinimum"]  # JSON Schema's number form -> OpenAPI 3.0's flag
+                node["exclusiveMinimum"] = True
             for value in node.values():
                 fix(value)
         elif isinstance(node, list):
@@ -41,10 +44,12 @@ def _schema(schema: Optional[dict]) -> dict:
 
 def _operation(route: Route) -> dict:
     params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in route.path_params
+        {"name": name, "in": "path", "required": True, "schema": _schema(route.path_schemas.get(name, {"type": "string"}))}
+        for name in route.path_params
     ]
     params += [
-        {"name": name, "in": "query", "required": False, "schema": _schema(schema)} for name, schema in route.query.items()
+        {"name": name, "in": "query", "required": name in route.required_query, "schema": _schema(schema)}
+        for name, schema in route.query.items()
     ]
     error = {"application/json": {"schema": _schema(ERROR)}}
     if route.content == "application/json":
@@ -58,12 +63,16 @@ def _operation(route: Route) -> dict:
         "responses": {
             "200": {"description": "OK", "content": ok} if ok else {"description": "OK"},
             "400": {"description": "bad request; the message names the field", "content": error},
-            "401": {"description": "access token missing or wrong (manager bound off 127.0.0.1)", "content": error},
+            "401": {"description": "access token missing or wrong", "content": error},
+            "403": {"description": "cross-origin request, or a Host header that does not name the manager, refused", "content": error},
             "404": {"description": "unknown id or route", "content": error},
         },
     }
+    if route.conflict:
+        op["responses"]["409"] = {"description": f"refused in the experiment's current state: {route.conflict}", "content": error}
     if route.request is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _schema(route.request)}}}
+        op["responses"]["413"] = {"description": f"body larger than {MAX_BODY_BYTES // (1024 * 1024)} MB", "content": error}
     return op
 
 
@@ -78,8 +87,10 @@ def openapi_document(version: str = "unknown", prefix: str = "") -> dict:
         "info": {
             "title": "NNI REST API",
             "version": version,
-            "description": "The experiment manager's REST API (NNI v2.5 routes and payloads). Off 127.0.0.1 every "
-            "route needs the access token: 'Authorization: Bearer <token>'.",
+            "description": "The experiment manager's REST API (NNI v2.5 routes and payloads). Every route needs "
+            "the access token ('Authorization: Bearer <token>') unless the manager was started with --no-token. A JSON body is at most "
+            f"{MAX_BODY_BYTES // (1024 * 1024)} MB, nests arrays/objects at most {MAX_NESTING} deep, and its "
+            "integers fit in 64 bits.",
         },
         "servers": [{"url": root}],
         "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},

@@ -25,36 +25,10 @@ import abc
 import asyncio
 import time
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from typing import Any, AsyncIterator, Optional, Union
 
-
-class TrialJobStatus(str, Enum):
-    """Trial states, NNI's names (``TrialJobStatus`` in trainingService.ts)."""
-
-    UNKNOWN = "UNKNOWN"
-    WAITING = "WAITING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    USER_CANCELED = "USER_CANCELED"
-    SYS_CANCELED = "SYS_CANCELED"
-    EARLY_STOPPED = "EARLY_STOPPED"
-
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATES
-
-
-FINAL_STATES = frozenset(
-    {
-        TrialJobStatus.SUCCEEDED,
-        TrialJobStatus.FAILED,
-        TrialJobStatus.USER_CANCELED,
-        TrialJobStatus.SYS_CANCELED,
-        TrialJobStatus.EARLY_STOPPED,
-    }
-)
+# The states are defined once in nni.runtime.states; re-exported here, where platforms look for them.
+from .states import ACTIVE_STATES, FINAL_STATES, TrialJobStatus  # noqa: F401
 
 
 def now_ms() -> int:

@@ -50,10 +50,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiment-dir", help="folder of the experiment to resume / view (default: from the registry)")
     p.add_argument("--url-prefix", default="", help="serve under this URL prefix")
     p.add_argument("--access-token", default=None,
-                   help="token every request must carry when bound off 127.0.0.1 (default: $NNI_ACCESS_TOKEN, else a new one, printed)")
+                   help="token every request must carry (default: $NNI_ACCESS_TOKEN, else a new one, printed); "
+                        "other local users can read a command line: prefer the variable")
+    p.add_argument("--no-token", action="store_true",
+                   help="serve without an access token (also $NNI_NO_TOKEN=1); only with --host 127.0.0.1 / localhost / ::1")
     p.add_argument("--foreground", action="store_true", help="also log to the console")
     p.add_argument("--debug", action="store_true")
     args = p.parse_args(argv)
+    import os
+
+    from nni.runtime.access import TOKEN_ENV, check_no_token, no_token_from_env
+
+    # Read once and removed, so the dispatcher and the trials do not inherit it.
+    token = args.access_token or os.environ.pop(TOKEN_ENV, None) or None
+    no_token = args.no_token or no_token_from_env()
+    if no_token:
+        try:
+            check_no_token(args.host, "--no-token" if args.no_token else "NNI_NO_TOKEN")
+        except ValueError as err:
+            print(f"Error: {err}", file=sys.stderr)
+            return 1
     early = _spawn_dispatcher_early(args)
     from .manager import ManagerError, ManagerOptions, main_async
 
@@ -67,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         experiment_dir=args.experiment_dir,
         foreground=args.foreground,
         url_prefix=args.url_prefix,
-        access_token=args.access_token,
+        access_token=token,
+        no_token=no_token,
         debug=args.debug,
         early_dispatcher=early,
     )

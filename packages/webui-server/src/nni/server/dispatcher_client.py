@@ -1,24 +1,29 @@
 """The manager's side of the dispatcher: a child process speaking core's command protocol.
 
-The dispatcher (``python -m nni --exp_params <base64 config> --command_fds R,W``) hosts the
+The dispatcher (``python -m nni --exp_params_file <file> --command_fds R,W``) hosts the
 tuner / assessor / advisor. It runs as its own process so a slow ``fit`` never blocks the
 manager's event loop and a crashing algorithm never kills the manager: a dispatcher that
 sends ``ER`` or exits unasked is reported through ``on_exit(message)``.
+
+A dispatcher that is alive but does not answer (SIGSTOP, a deadlock, an algorithm stuck in a
+handler) is seen by :meth:`DispatcherClient.stalled_for`: the manager knows how many bytes of
+commands it wrote and how many still wait unread in the pipe (``FIONREAD``); while the pipe is
+empty it sends a ``PI`` (Ping, no answer) now and then, so a dispatcher that stopped reading is
+noticed even when nothing else was asked of it.
 """
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Awaitable, Callable, Optional, Union
 
 from nni.runtime.protocol import CommandType, ProtocolError, decode_header, encode
 
-from .dispatcher_launch import EarlyDispatcher
+from .dispatcher_launch import EarlyDispatcher, dispatcher_command, write_dispatcher_params
 
 _logger = logging.getLogger("nni.server.dispatcher")
 
@@ -41,7 +46,8 @@ class DispatcherClient:
     """Start the dispatcher and exchange commands with it.
 
     Args:
-        config: the canonical experiment config (camelCase) passed as ``--exp_params``.
+        config: the canonical experiment config (camelCase), passed in ``--exp_params_file``
+            (without the search space, which is sent with ``IN``).
         log_dir: the experiment's ``log/`` folder; the dispatcher runs there, its stdout and
             stderr go to ``dispatcher.log``.
         on_command: called with every command the dispatcher sends (in order).
@@ -73,6 +79,9 @@ class DispatcherClient:
         self._error: Optional[str] = None
         self._terminating = False
         self._exit_reported = False
+        self._sent_bytes = 0  # bytes of commands written so far
+        self._consumed_seen = 0  # bytes the dispatcher had read at the last stall check
+        self._stalled_since: Optional[float] = None  # monotonic time it stopped reading
 
     @property
     def alive(self) -> bool:
@@ -85,21 +94,14 @@ class DispatcherClient:
             return
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        params = base64.b64encode(json.dumps(self.config).encode("utf-8")).decode("ascii")
+        params_file = write_dispatcher_params(self.config, str(self.log_dir))
         env = dict(os.environ)
         env.update(self.env)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / "dispatcher.log"
         log_file = open(log_path, "ab")
         try:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "nni",
-                "--exp_params",
-                params,
-                "--command_fds",
-                f"{to_child_r},{from_child_w}",
+                *dispatcher_command(params_file, f"{to_child_r},{from_child_w}"),
                 pass_fds=(to_child_r, from_child_w),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
@@ -135,7 +137,46 @@ class DispatcherClient:
             _logger.warning("Dispatcher is gone; dropped command %s", command.name)
             return
         _logger.debug("-> dispatcher %s %s", command.value.decode(), data[:300])
-        self._writer.write(encode(command, data))
+        frame = encode(command, data)
+        self._sent_bytes += len(frame)
+        self._writer.write(frame)
+
+    def unread_bytes(self) -> int:
+        """Bytes of commands sent and not read by the dispatcher yet (buffered or in the pipe)."""
+        if self._writer is None or self._writer.is_closing():
+            return 0
+        unread = self._writer.get_write_buffer_size()
+        pipe = self._writer.get_extra_info("pipe")
+        try:
+            import fcntl
+            import termios
+
+            buf = bytearray(4)
+            fcntl.ioctl(pipe.fileno(), termios.FIONREAD, buf)
+            unread += int.from_bytes(buf, sys.byteorder)
+        except (ImportError, OSError, AttributeError, ValueError):
+            pass  # no FIONREAD on pipes here: only the manager-side buffer is seen
+        return unread
+
+    def stalled_for(self, now: Optional[float] = None) -> float:
+        """Seconds the dispatcher has left commands unread without reading any (0: it keeps up).
+
+        Called periodically; when nothing is waiting it sends a ``PI`` so the next call sees
+        whether the dispatcher still reads its commands.
+        """
+        if not self.alive or self._terminating:
+            self._stalled_since = None
+            return 0.0
+        now = time.monotonic() if now is None else now
+        unread = self.unread_bytes()
+        consumed = self._sent_bytes - unread
+        if unread == 0:
+            self._stalled_since = None
+            self.send(CommandType.Ping, "")
+        elif consumed != self._consumed_seen or self._stalled_since is None:
+            self._stalled_since = now  # it read something since the last check: not stuck
+        self._consumed_seen = self._sent_bytes - self.unread_bytes()
+        return 0.0 if self._stalled_since is None else now - self._stalled_since
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
         try:

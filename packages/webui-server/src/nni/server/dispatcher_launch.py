@@ -6,7 +6,6 @@ manager, so the dispatcher's own start (importing the tuner, numpy...) overlaps 
 """
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -39,17 +38,44 @@ def dispatcher_env(config: dict, experiment_dir: str) -> dict:
     return env
 
 
+PARAMS_FILE = "dispatcher_params.json"
+
+
+def write_dispatcher_params(config: dict, log_dir: str) -> str:
+    """Write the dispatcher's ``--exp_params_file`` into the experiment's ``log/``; its path.
+
+    A file, not the command line: Linux caps one argument at 128 KB ("Argument list too long")
+    and other local users can read command lines. The search space is left out: the dispatcher
+    gets it through the pipe (``IN`` / ``US``), so a 50 MB space is not written twice. Written
+    atomically (a dispatcher never reads half a file), owner-only.
+    """
+    os.makedirs(log_dir, exist_ok=True)
+    params = {k: v for k, v in config.items() if k not in ("searchSpace", "searchSpaceFile")}
+    path = os.path.join(log_dir, PARAMS_FILE)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(params, f)
+    os.replace(tmp, path)
+    return path
+
+
+def dispatcher_command(params_file: str, fds: str) -> list:
+    """The dispatcher's command line."""
+    return [sys.executable, "-m", "nni", "--exp_params_file", params_file, "--command_fds", fds]
+
+
 def spawn_early(config: dict, experiment_dir: str) -> EarlyDispatcher:
     log_dir = os.path.join(experiment_dir, "log")
     os.makedirs(log_dir, exist_ok=True)
     to_child_r, to_child_w = os.pipe()
     from_child_r, from_child_w = os.pipe()
-    params = base64.b64encode(json.dumps(config).encode("utf-8")).decode("ascii")
+    params_file = write_dispatcher_params(config, log_dir)
     env = dict(os.environ)
     env.update(dispatcher_env(config, experiment_dir))
     with open(os.path.join(log_dir, "dispatcher.log"), "ab") as log:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "nni", "--exp_params", params, "--command_fds", f"{to_child_r},{from_child_w}"],
+            dispatcher_command(params_file, f"{to_child_r},{from_child_w}"),
             pass_fds=(to_child_r, from_child_w),
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from nni.runtime.access import private_dir
+
 from .scheduler import TrialScheduler, make_context
 from .store import ExperimentStore, ExperimentsRegistry, store_path
 
@@ -54,7 +56,8 @@ class ManagerOptions:
     foreground: bool = False
     url_prefix: str = ""
     debug: bool = False
-    access_token: Optional[str] = None  # required off 127.0.0.1 (nni.server.security); None: generated
+    access_token: Optional[str] = None  # checked on every route (nni.server.security); None: generated
+    no_token: bool = False  # --no-token: loopback binds only
     early_dispatcher: Any = None  # EarlyDispatcher started by __main__ before the heavy imports
 
 
@@ -165,6 +168,7 @@ class Manager:
         if o.debug:  # --debug (nnictl create/resume --debug) wins over the config's logLevel
             config = dict(config, debug=True, logLevel="debug")
         log_level = config.get("logLevel") or ("debug" if config.get("debug") else "info")
+        private_dir(exp_dir)  # owner only (0700): the store, the token and the trials' files are in it
         setup_logging(exp_dir / "log", log_level, o.foreground)
         _logger.info("Experiment %s, dir %s, pid %s", self.experiment_id, exp_dir, os.getpid())
         if config.get("useAnnotation") and not o.resume:
@@ -214,6 +218,7 @@ class Manager:
         exp_dir = self._experiment_dir_for(experiment_id)
         self.store = ExperimentStore(store_path(exp_dir), readonly=True)
         setup_logging(exp_dir / "log", "debug" if self.options.debug else "info", self.options.foreground)
+        _report_stored_problems(self.store)
         sock = _check_port(self.options.host, self.options.port)
         from .api import RestHandlers
 
@@ -273,20 +278,12 @@ class Manager:
             setup = getattr(webui, "setup", None)
         except ImportError:
             setup = None
-        if setup is None:
-            from .security import requires_token
-
-            if requires_token(self.options.host):
-                raise ManagerError(f"--host {self.options.host}: binding off 127.0.0.1 needs the access-token check of nni.server.webui, which cannot be loaded")
-        if setup is not None:
-            try:
-                setup(app, self)
-            except Exception:
-                from .security import requires_token
-
-                if requires_token(self.options.host):  # never serve off 127.0.0.1 without the token check
-                    raise
-                _logger.exception("Web UI setup failed; the REST API still works")
+        if setup is None:  # never serve without the token / Host checks
+            raise ManagerError("nni.server.webui cannot be loaded: it holds the access-token check every manager needs")
+        try:
+            setup(app, self)
+        except ValueError as err:
+            raise ManagerError(str(err)) from None
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -315,6 +312,30 @@ class Manager:
         if self.store is not None:
             self.store.close()
         _logger.info("Manager exits")
+
+
+def _report_stored_problems(store: ExperimentStore) -> None:
+    """Log what would stop a resume (bad stored search space, algorithm not installed); the
+    view serves the experiment anyway."""
+    from nni.experiment.config.search_space import check_search_space, search_space_owner
+
+    try:
+        config = store.config()
+        space = config.get("searchSpace")
+        if space is not None:
+            check_search_space(config, space, "searchSpace")
+    except ValueError as err:
+        _logger.warning("The stored config has a problem a resume will report: stored %s", err)
+        return
+    kind, spec = search_space_owner(config)
+    name = (spec or {}).get("name")
+    if name:
+        from nni.runtime import registry
+
+        try:
+            registry.get_entry(kind, name)
+        except registry.UnknownNameError as err:
+            _logger.warning("The stored config has a problem a resume will report: %s.name: %s", kind, err)
 
 
 def _expand_annotations(config: dict, exp_dir: Path) -> dict:

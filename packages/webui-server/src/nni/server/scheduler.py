@@ -9,6 +9,13 @@ running trials finish) -> DONE; STOPPING -> STOPPED on request; ERROR when the d
 the training service fails (the message is in check-status). Raising ``maxTrialNumber`` or
 ``maxExperimentDuration`` of a NO_MORE_TRIAL / DONE experiment makes it RUNNING again.
 
+A dispatcher that leaves its commands unread for ``NNI_DISPATCHER_TIMEOUT`` seconds (default
+60; stopped, deadlocked or stuck in the algorithm) does not change the state: check-status
+gets a ``warnings`` entry (shown by the web UI) and the log a warning; both clear when it reads
+again. When the dispatcher dies the experiment is ERROR; trials still running when it is then
+stopped become SYS_CANCELED with the reason, do not count toward ``maxTrialNumber`` and are
+re-queued by ``resume``, as after a manager crash.
+
 Budgets follow the docs: ``maxTrialNumber`` counts created trials (trials re-queued after a
 manager crash replace the interrupted ones and do not count twice); ``maxExperimentDuration``
 counts time spent RUNNING. Reaching either stops the creation of trials; running trials go on.
@@ -26,6 +33,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from nni.runtime.protocol import CommandType
+from nni.runtime.states import ACTIVE_STATES, ENDED_STATES, FINAL_STATES, HALTED_STATES, SCHEDULING_STATES, ExperimentStatus
 from nni.runtime.training_service import (
     ExperimentContext,
     MetricEvent,
@@ -39,13 +47,34 @@ from nni.runtime.training_service import (
 
 from .dispatcher_client import DispatcherClient
 from .dispatcher_launch import EarlyDispatcher, dispatcher_env
+from .resume import REQUEUE_EVENT
 from .store import ExperimentStore, ExperimentsRegistry
 
 _logger = logging.getLogger("nni.server.scheduler")
 
-ACTIVE = ("WAITING", "RUNNING")
-FINAL = ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED")
+# Defined once in nni.runtime.states; the short names stay for this module and its importers.
+ACTIVE = ACTIVE_STATES
+FINAL = FINAL_STATES
 _ID_CHARS = string.ascii_letters + string.digits
+#: Most trials asked of the tuner, waiting for a slot or waiting in the training service at once.
+REQUEST_BATCH = 32
+DISPATCHER_TIMEOUT_ENV = "NNI_DISPATCHER_TIMEOUT"
+DEFAULT_DISPATCHER_TIMEOUT = 60.0
+
+
+def dispatcher_timeout() -> float:
+    """Seconds a dispatcher may leave its commands unread before it is reported (env var)."""
+    raw = os.environ.get(DISPATCHER_TIMEOUT_ENV)
+    if not raw:
+        return DEFAULT_DISPATCHER_TIMEOUT
+    try:
+        value = float(raw)
+        if value > 0 and value == value and value != float("inf"):
+            return value
+    except ValueError:
+        pass
+    _logger.warning("%s=%r: expected a positive number of seconds; using %g", DISPATCHER_TIMEOUT_ENV, raw, DEFAULT_DISPATCHER_TIMEOUT)
+    return DEFAULT_DISPATCHER_TIMEOUT
 
 
 def new_trial_id(taken: set[str]) -> str:
@@ -140,6 +169,13 @@ class TrialScheduler:
         self._requeue: list[str] = []  # parameter strings of trials interrupted by a crash
         self._active_ids: set[str] = set()
         self._counted_n = 0
+        self._waiting_ids: set[str] = set()  # submitted, not started by the training service yet
+        self._space_problem: Optional[str] = None  # why the stored search space was not sent
+        self.warnings: list[str] = []  # transient problems (check-status ``warnings``), e.g. a stuck dispatcher
+        self._stall_warning: Optional[str] = None
+        self._watch_task: Optional[asyncio.Task] = None
+        self._dispatcher_death: Optional[str] = None  # first line of the failure, once the dispatcher died
+        self._interrupted: dict[str, str] = {}  # trial id -> why the manager cancels it (not counted)
 
     # ----- config values -----
 
@@ -172,6 +208,8 @@ class TrialScheduler:
         self.trials[t.id] = t
         if t.status in ACTIVE:
             self._active_ids.add(t.id)
+        if t.status == "WAITING":
+            self._waiting_ids.add(t.id)
         if t.counted:
             self._counted_n += 1
 
@@ -191,8 +229,57 @@ class TrialScheduler:
         env = dispatcher_env(self.config, self.experiment_dir)
         self.dispatcher = DispatcherClient(self.config, self.log_dir, self._on_command, self._on_dispatcher_failure, env, self.early_dispatcher)
         await self.dispatcher.start()
-        self.dispatcher.send(CommandType.Initialize, json.dumps(_search_space(self.config)))
+        space, self._space_problem = self._checked_search_space()
+        if self._space_problem is None:
+            self.dispatcher.send(CommandType.Initialize, json.dumps(space))
+        else:
+            # A stored space that is no longer valid (older version, edited store) is reported,
+            # not fatal: the manager serves the experiment and a valid update starts the run.
+            self._set_status("ERROR", error=self._space_problem)
         self._timer_task = asyncio.get_running_loop().create_task(self._timer())
+        self._watch_task = asyncio.get_running_loop().create_task(self._watch_dispatcher(dispatcher_timeout()))
+
+    async def _watch_dispatcher(self, timeout: float) -> None:
+        """Report a dispatcher that stopped reading its commands; clear it when it reads again."""
+        interval = max(0.1, min(5.0, timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            dispatcher = self.dispatcher
+            if dispatcher is None:
+                continue
+            try:
+                stalled = dispatcher.stalled_for()
+            except Exception:  # the watch must never take the manager down
+                _logger.exception("Cannot check the dispatcher's liveness")
+                continue
+            if stalled >= timeout and self._stall_warning is None:
+                pid = dispatcher.process.pid if dispatcher.process is not None else "?"
+                self._stall_warning = (
+                    f"the dispatcher (tuner/assessor, pid {pid}) has not read its commands for more than {timeout:g} s:"
+                    f" it is stopped, deadlocked or stuck in the algorithm; no new parameters come until it answers"
+                    f" (see dispatcher.log; {DISPATCHER_TIMEOUT_ENV} sets this limit)"
+                )
+                self.warnings.append(self._stall_warning)
+                _logger.warning("Dispatcher not answering: %s", self._stall_warning)
+            elif stalled == 0 and self._stall_warning is not None:
+                self.warnings.remove(self._stall_warning)
+                self._stall_warning = None
+                _logger.info("Dispatcher answers again")
+
+    def _checked_search_space(self) -> tuple[Any, Optional[str]]:
+        """``(space, None)``, or ``(None, one-line problem)`` for a stored space the owner rejects.
+
+        Only a resumed experiment is checked: a new one comes from the config loader, which
+        ran the same check (and a custom tuner's module is not imported twice)."""
+        from nni.experiment.config.search_space import check_search_space
+
+        try:
+            space = _search_space(self.config)
+            if self.resume:
+                check_search_space(self.config, space, "searchSpace")
+        except (OSError, ValueError) as err:
+            return None, f"{err} (the stored search space is invalid; fix it with nnictl update searchspace)"
+        return space, None
 
     def _load_for_resume(self) -> None:
         row = self.store.experiment_row()
@@ -253,7 +340,7 @@ class TrialScheduler:
             self._run_started = None
         if status == "RUNNING" and self._run_started is None:
             self._run_started = time.monotonic()
-        end = now_ms() if status in ("DONE", "STOPPED", "ERROR") else None
+        end = now_ms() if status in ENDED_STATES else None
         self.store.set_status(status, end_time=end, error=error)
         if status == "RUNNING":
             self.store.update_experiment(end_time=None)
@@ -293,7 +380,7 @@ class TrialScheduler:
 
     def _refill(self) -> None:
         """Start ready trials and ask the tuner for more, within concurrency and budgets."""
-        if self.status not in ("RUNNING", "NO_MORE_TRIAL", "DONE") or not self._initialized.is_set():
+        if self.status not in SCHEDULING_STATES or not self._initialized.is_set():
             return
         budget_closed = self._duration_reached() or (self._budget_left() is not None and self._budget_left() <= 0)
         while self.ready and self._active() < self.concurrency:
@@ -304,17 +391,22 @@ class TrialScheduler:
             self._create_trial(parameter, source)
         budget_closed = self._duration_reached() or (self._budget_left() is not None and self._budget_left() <= 0)
         if not budget_closed and not self.tuner_exhausted:
-            want = self.concurrency - self._active() - len(self.ready) - self.pending_requests - self.pending_custom
+            in_flight = len(self.ready) + self.pending_requests + self.pending_custom
+            want = self.concurrency - self._active() - in_flight
             left = self._budget_left()
             if left is not None:
-                want = min(want, left - len(self.ready) - self.pending_requests - self.pending_custom)
+                want = min(want, left - in_flight)
+            # Ask only for what the platform can start now: at most REQUEST_BATCH trials asked,
+            # queued or submitted-but-not-started at a time. A huge trialConcurrency then costs
+            # nothing; the next batch is asked as soon as trials start (or end).
+            want = min(want, REQUEST_BATCH - in_flight - len(self._waiting_ids))
             if want > 0:
                 self.pending_requests += want
                 self.dispatcher.send(CommandType.RequestTrialJobs, str(want))
         self._check_done(budget_closed)
 
     def _check_done(self, budget_closed: bool) -> None:
-        if self.status not in ("RUNNING", "NO_MORE_TRIAL", "DONE"):
+        if self.status not in SCHEDULING_STATES:
             return
         no_more = budget_closed or (self.tuner_exhausted and not self.ready and self.pending_custom == 0)
         if not no_more:
@@ -348,7 +440,7 @@ class TrialScheduler:
         try:
             detail = await self.ts.submit(spec)
         except Exception as err:  # the platform refused: the trial failed, the experiment goes on
-            if self.status in ("STOPPING", "STOPPED"):
+            if self.status in (ExperimentStatus.STOPPING, ExperimentStatus.STOPPED):
                 await self._apply_state(StateEvent(spec.trial_id, TrialJobStatus.USER_CANCELED, now_ms(), "experiment stopped"))
                 return
             _logger.exception("Cannot submit trial %s", spec.trial_id)
@@ -403,7 +495,7 @@ class TrialScheduler:
             self.store.add_metrics(metric_rows)
         for kind, item in to_dispatch:
             if kind == "ME":
-                if self.dispatcher is not None and self.status not in ("ERROR", "STOPPED"):
+                if self.dispatcher is not None and self.status not in (ExperimentStatus.ERROR, ExperimentStatus.STOPPED):
                     self.dispatcher.send(CommandType.ReportMetricData, json.dumps(item))
             else:
                 await self._apply_state(item)
@@ -426,12 +518,23 @@ class TrialScheduler:
         if detail is not None and status == "RUNNING":
             fields["pid"] = detail.pid
             fields["gpu_indices"] = ",".join(map(str, detail.gpu_indices)) if detail.gpu_indices else None
-        self.store.trial_state(ev.trial_id, status, ev.time, ev.message if (ev.message or status == "RUNNING") else None, ev.exit_code, **fields)
+        message = ev.message if (ev.message or status == "RUNNING") else None
+        if status == "SYS_CANCELED" and t.id in self._interrupted:
+            message = self._interrupted[t.id]
+            if not t.final_reported and t.counted:
+                fields["counted"] = False
+                t.counted = False
+                self._counted_n -= 1
+        self.store.trial_state(ev.trial_id, status, ev.time, message, ev.exit_code, **fields)
         t.status = status
         if status in FINAL:
             self._active_ids.discard(t.id)
+        if t.id in self._waiting_ids:  # it started (or ended): the platform may take more now
+            self._waiting_ids.discard(t.id)
+            if status not in FINAL:
+                self._refill()
         if status in FINAL:
-            if self.dispatcher is not None and self.status not in ("ERROR", "STOPPED"):
+            if self.dispatcher is not None and self.status not in (ExperimentStatus.ERROR, ExperimentStatus.STOPPED):
                 self.dispatcher.send(
                     CommandType.TrialEnd, json.dumps({"trial_job_id": t.id, "event": status, "hyper_params": t.parameter})
                 )
@@ -451,7 +554,7 @@ class TrialScheduler:
                 self.pending_custom -= 1
             elif self.pending_requests > 0:
                 self.pending_requests -= 1
-            if self.status in ("STOPPING", "STOPPED", "ERROR"):
+            if self.status in HALTED_STATES:
                 return
             self.ready.append((payload, source))
             self._refill()
@@ -483,6 +586,10 @@ class TrialScheduler:
             _logger.warning("Unexpected dispatcher command %s", command.name)
 
     async def _on_dispatcher_failure(self, message: str) -> None:
+        self._dispatcher_death = (message.strip().splitlines() or ["dispatcher failed"])[0]
+        if self._stall_warning is not None:  # superseded by the error
+            self.warnings.remove(self._stall_warning)
+            self._stall_warning = None
         await self._fail(message)
 
     async def _fail(self, message: str) -> None:
@@ -490,33 +597,47 @@ class TrialScheduler:
         REST API stay up; no trial is created any more, but running trials are left to finish so
         their results are stored (``nnictl resume`` gives them to the fixed tuner);
         ``nnictl stop`` cancels them."""
-        if self.status in ("STOPPING", "STOPPED", "ERROR"):
-            return
+        if self.status in HALTED_STATES and not (self.status == "ERROR" and self._space_problem is not None):
+            return  # (while ERROR waits for a fixed search space, a later failure is reported too)
         _logger.error("Experiment failed: %s", message)
         self._set_status("ERROR", error=message)
 
     # ----- requests from the REST API -----
 
     def _check_writable(self) -> None:
-        if self.status in ("STOPPING", "STOPPED"):
+        if self.status in (ExperimentStatus.STOPPING, ExperimentStatus.STOPPED):
             raise EngineError(f"the experiment is {self.status}")
 
+    # The limits are the config loader's (nni.experiment.config.limits): one check on every path.
+
     def update_trial_concurrency(self, value: Any) -> None:
+        from nni.experiment.config.limits import check_trial_concurrency
+
         self._check_writable()
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise EngineError(f"trialConcurrency: expected a positive integer, got {value!r}")
+        try:
+            value = check_trial_concurrency(value)
+        except ValueError as err:
+            raise EngineError(str(err)) from None
         self._update_config("trialConcurrency", value)
 
     def update_max_trial_number(self, value: Any) -> None:
+        from nni.experiment.config.limits import check_max_trial_number
+
         self._check_writable()
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise EngineError(f"maxTrialNumber: expected a positive integer, got {value!r}")
+        try:
+            value = check_max_trial_number(value)
+        except ValueError as err:
+            raise EngineError(str(err)) from None
         self._update_config("maxTrialNumber", value)
 
     def update_max_duration(self, seconds: Any) -> None:
+        from nni.experiment.config.limits import check_duration
+
         self._check_writable()
-        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0):
-            raise EngineError(f"maxExperimentDuration: expected a positive number of seconds, got {seconds!r}")
+        try:
+            seconds = check_duration(seconds)
+        except ValueError as err:
+            raise EngineError(str(err)) from None
         self._update_config("maxExperimentDuration", seconds)
 
     def update_search_space(self, space: Any) -> None:
@@ -530,7 +651,14 @@ class TrialScheduler:
         except ValueError as err:
             raise EngineError(str(err)) from None
         self._update_config("searchSpace", space)
-        if self.dispatcher is not None:
+        if self.dispatcher is None:
+            return
+        if self._space_problem is not None:
+            # resumed with a bad stored space: the dispatcher still waits for its first space
+            _logger.info("Search space fixed; starting the dispatcher's run: %s", self._space_problem)
+            self._space_problem = None
+            self.dispatcher.send(CommandType.Initialize, json.dumps(space))
+        else:
             self.dispatcher.send(CommandType.UpdateSearchSpace, json.dumps(space))
 
     def _update_config(self, key: str, value: Any) -> None:
@@ -539,8 +667,10 @@ class TrialScheduler:
         if key == "searchSpace":
             self.config.pop("searchSpaceFile", None)
         self.store.update_config(self.config)
-        _logger.info("Successfully update %s to %r", key, value)
-        if self.status in ("RUNNING", "NO_MORE_TRIAL", "DONE"):
+        # a search space may be 50 MB: never repr it whole into the log
+        shown = repr(value) if key != "searchSpace" else f"a space of {len(value) if isinstance(value, (dict, list)) else 1} entries"
+        _logger.info("Successfully update %s to %s", key, shown)
+        if self.status in SCHEDULING_STATES:
             if key in ("maxTrialNumber", "maxExperimentDuration") and self.status == "DONE":
                 self.tuner_exhausted = False if not self.tuner_exhausted else self.tuner_exhausted
             self._refill()
@@ -580,7 +710,20 @@ class TrialScheduler:
             if self.status != "ERROR":
                 self._set_status("STOPPING")
             for t in list(self.trials.values()):
-                if t.status in ACTIVE:
+                if t.status not in ACTIVE:
+                    continue
+                if self._dispatcher_death is not None:
+                    # stopped because the experiment lost its dispatcher, not by the user's choice:
+                    # like a manager crash, the trial is re-run by resume (unless its result is in)
+                    reason = f"dispatcher died ({self._dispatcher_death}); stopped with the experiment"
+                    if t.final_reported:
+                        reason += "; its final result is kept"
+                    else:
+                        reason += "; not counted toward maxTrialNumber, re-queued by nnictl resume"
+                        self.store.add_event(t.id, REQUEUE_EVENT, now_ms(), reason)
+                    self._interrupted[t.id] = reason
+                    await self.ts.cancel(t.id, status=TrialJobStatus.SYS_CANCELED)
+                else:
                     await self.ts.cancel(t.id, status=TrialJobStatus.USER_CANCELED)
             await self.ts.stop()
             if self._events_task is not None:
@@ -590,6 +733,8 @@ class TrialScheduler:
                     _logger.warning("Training-service events did not drain in time")
             if self._timer_task is not None:
                 self._timer_task.cancel()
+            if self._watch_task is not None:
+                self._watch_task.cancel()
             if self.dispatcher is not None:
                 await self.dispatcher.terminate()
             if self.status == "ERROR":

@@ -1,11 +1,17 @@
-"""Who may talk to the manager: loopback by default, an access token off loopback, no CORS.
+"""Who may talk to the manager: an access token on every address, a Host check, no CORS.
 
-The manager binds ``127.0.0.1`` unless told otherwise. Binding any other address (even
-another loopback address such as ``127.0.0.2``) requires an access token: the one given
-(``--access-token`` / ``$NNI_ACCESS_TOKEN``) or a random one that is printed once. The token
-is then checked on every route, the API and the web UI alike: as ``Authorization: Bearer
-<token>``, as ``?token=<token>`` (a browser opening the printed URL; the answer sets an
-HttpOnly, SameSite=Strict cookie so the UI's own requests carry it), or as that cookie.
+As in Jupyter, every manager requires an access token, on every route (API and web UI): the
+one given (``$NNI_ACCESS_TOKEN``, which nnictl and ``Experiment.start()`` set, or
+``--access-token``) or a new one that is printed once. It is kept in the experiment's folder
+(``access_token``, mode 0600: :mod:`nni.runtime.access`), where local clients find it. A
+request carries it as ``Authorization: Bearer <token>``, as ``?token=<token>`` (a browser
+opening the printed URL: a page request is answered with an HttpOnly, SameSite=Strict cookie
+and a redirect to the clean URL, so the UI's own requests carry it), or as that cookie.
+``--no-token`` (``$NNI_NO_TOKEN=1``) turns it off, on a loopback bind only.
+
+The ``Host`` header must name the manager: ``127.0.0.1``, ``localhost``, ``[::1]``, the bound
+address, and for other binds the machine's host name and (bound to ``0.0.0.0``) its
+addresses. Anything else is refused with 403, so a DNS-rebinding page cannot drive the API.
 
 CORS is closed: no ``Access-Control-Allow-*`` header is ever sent, so another web site's
 script cannot read an answer; and a state-changing request (POST / PUT / DELETE) whose
@@ -14,34 +20,63 @@ script cannot read an answer; and a state-changing request (POST / PUT / DELETE)
 from __future__ import annotations
 
 import hmac
-import secrets
+import socket
 from typing import Awaitable, Callable, Optional
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-DEFAULT_HOST = "127.0.0.1"
+from nni.runtime.access import DEFAULT_HOST, check_no_token, is_loopback, local_addresses, new_token
+
 COOKIE = "nni_token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def requires_token(host: str) -> bool:
-    """True unless the manager binds the default address (``127.0.0.1`` / ``localhost``)."""
-    return host.strip().lower() not in (DEFAULT_HOST, "localhost")
+def requires_token(host: str, no_token: bool = False) -> bool:
+    """True unless ``no_token`` was asked for a loopback bind (``ValueError`` off loopback)."""
+    if no_token:
+        check_no_token(host)
+        return False
+    return True
 
 
-def new_token() -> str:
-    return secrets.token_urlsafe(24)
+def resolve_token(host: str, given: Optional[str], no_token: bool = False) -> Optional[str]:
+    """The token the manager checks: ``given``, else a new one; ``None`` with ``no_token``."""
+    if not requires_token(host, no_token):
+        return None
+    return given or new_token()
 
 
-def resolve_token(host: str, given: Optional[str]) -> Optional[str]:
-    """The token the manager checks: ``given``, or a new one when ``host`` needs one, or None."""
-    if given:
-        return given
-    return new_token() if requires_token(host) else None
+def cookie_name(port: Optional[int]) -> str:
+    """Cookies ignore ports: one name per port, so two managers of one host keep their own."""
+    return f"{COOKIE}_{port}" if port else COOKIE
 
 
-def request_token(request: web.Request) -> Optional[str]:
+def allowed_hosts(host: str) -> frozenset[str]:
+    """Names a request's ``Host`` header may give for a manager bound to ``host``."""
+    host = (host or DEFAULT_HOST).strip().strip("[]").lower()
+    names = {"127.0.0.1", "localhost", "::1", host}
+    if not is_loopback(host):
+        try:
+            names.add(socket.gethostname().lower())
+        except OSError:
+            pass
+        if host in ("0.0.0.0", "", "::"):
+            names.update(local_addresses())
+    return frozenset(names)
+
+
+def host_name(header: str) -> str:
+    """``'[::1]:8080'`` -> ``'::1'``, ``'Example:80'`` -> ``'example'``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    if header.count(":") == 1:
+        return header.split(":", 1)[0]
+    return header
+
+
+def request_token(request: web.Request, port: Optional[int] = None) -> Optional[str]:
     auth = request.headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
@@ -49,7 +84,7 @@ def request_token(request: web.Request) -> Optional[str]:
         return request.headers["X-NNI-Token"].strip()
     if "token" in request.query:
         return request.query["token"]
-    return request.cookies.get(COOKIE)
+    return request.cookies.get(cookie_name(port))
 
 
 def _json_error(status: int, message: str) -> web.Response:
@@ -68,16 +103,27 @@ def _same_origin(request: web.Request, origin: str) -> bool:
     return netloc in hosts
 
 
-def security_middleware(token: Optional[str]) -> Callable:
-    """The aiohttp middleware: token check (if ``token``), origin check, no CORS headers."""
+def _clean_url(request: web.Request) -> str:
+    rest = [(k, v) for k, v in request.query.items() if k != "token"]
+    return request.path + ("?" + urlencode(rest) if rest else "")
+
+
+def security_middleware(token: Optional[str], host: str = DEFAULT_HOST, port: Optional[int] = None, api_prefix: str = "/api/") -> Callable:
+    """The aiohttp middleware: Host check, token check (if ``token``), origin check, no CORS."""
+    allowed = allowed_hosts(host)
+    cookie = cookie_name(port)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+        given_host = request.headers.get("Host")
+        if given_host is not None and host_name(given_host) not in allowed:
+            return _json_error(403, f"Host header {given_host!r} does not name this manager; "
+                                    f"use one of: {', '.join(sorted(allowed))}")
         if token is not None:
-            supplied = request_token(request)
+            supplied = request_token(request, port)
             if supplied is None or not hmac.compare_digest(supplied.encode(), token.encode()):
-                return _json_error(401, "access token required: this manager is not bound to 127.0.0.1; "
-                                        "open the URL with ?token=<token> or send 'Authorization: Bearer <token>'")
+                return _json_error(401, "access token required: open the URL printed by nnictl / Experiment.start() "
+                                        "(…/?token=<token>, also 'nnictl webui url') or send 'Authorization: Bearer <token>'")
         if request.method not in _SAFE_METHODS:
             origin = request.headers.get("Origin")
             if origin and origin != "null" and not _same_origin(request, origin):
@@ -86,9 +132,11 @@ def security_middleware(token: Optional[str]) -> Callable:
                 return _json_error(403, "cross-origin request from an opaque origin refused (CORS is closed)")
         if request.method == "OPTIONS":  # a CORS preflight: answer without any Allow-* header
             return web.Response(status=403, text="CORS is closed")
-        response = await handler(request)
-        if token is not None and "token" in request.query and request.query["token"] == token:
-            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
-        return response
+        if token is not None and request.method == "GET" and "token" in request.query and api_prefix not in request.path:
+            # A browser opening the printed URL: keep the token in a cookie, out of the address bar.
+            response = web.Response(status=302, headers={"Location": _clean_url(request)})
+            response.set_cookie(cookie, token, httponly=True, samesite="Strict", path="/")
+            return response
+        return await handler(request)
 
     return middleware

@@ -4,6 +4,10 @@
 intermediate and final metrics, trial folders with log files) the way the manager does, fast
 enough for 10,000 trials x 100 intermediate results; :func:`serve_experiment` serves a store
 read-only (``nnictl view``'s mode) on 127.0.0.1 in a background thread.
+
+Every manager requires its access token: :func:`auth_headers` gives the header for raw HTTP
+requests to a manager of this machine (found by port or by experiment folder, as
+:class:`~nni.runtime.rest_api.RestClient` does by itself).
 """
 from __future__ import annotations
 
@@ -126,6 +130,24 @@ def experiment_id_of(nnictl_output: str) -> str:
     return m.group(1)
 
 
+def token_for(port: Optional[int] = None, exp_dir: str | Path | None = None, root: str | Path | None = None) -> Optional[str]:
+    """The access token of the running manager on ``port`` (from the registry in ``root``, default
+    ``$NNI_EXPERIMENTS_DIR``), or kept in ``exp_dir``."""
+    from nni.runtime.access import find_token, read_token
+
+    if exp_dir is not None:
+        return read_token(exp_dir)
+    if port is None:
+        raise ValueError("give port or exp_dir")
+    return find_token(port, root)
+
+
+def auth_headers(port: Optional[int] = None, exp_dir: str | Path | None = None, root: str | Path | None = None) -> dict:
+    """``{"Authorization": "Bearer <token>"}`` for a manager of this machine ({} when it has none)."""
+    token = token_for(port, exp_dir, root)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -149,6 +171,11 @@ class ServedExperiment:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}{self.prefix}"
 
+    @property
+    def headers(self) -> dict:
+        """The access-token header its requests need."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     def close(self) -> None:
         fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)  # type: ignore[attr-defined]
         fut.result(10)
@@ -165,8 +192,12 @@ def serve_experiment(
     prefix: str = "",
     access_token: Optional[str] = None,
     registry: Optional[ExperimentsRegistry] = None,
+    no_token: bool = False,
 ) -> ServedExperiment:
-    """Serve the store of ``exp_dir`` read-only with the manager's app (REST API + web UI)."""
+    """Serve the store of ``exp_dir`` read-only with the manager's app (REST API + web UI).
+
+    Its access token (``access_token`` or a new one; none with ``no_token``) is ``.token``.
+    """
     from aiohttp import web
 
     from . import webui
@@ -185,7 +216,8 @@ def serve_experiment(
     async def start() -> None:
         handlers = RestHandlers(store, None, registry, request_stop, experiment_id)
         app = build_app(handlers, prefix)
-        manager = SimpleNamespace(options=SimpleNamespace(host=host, port=port, url_prefix=prefix, access_token=access_token), store=store)
+        options = SimpleNamespace(host=host, port=port, url_prefix=prefix, access_token=access_token, no_token=no_token)
+        manager = SimpleNamespace(options=options, store=store)
         box["token"] = webui.setup(app, manager)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()

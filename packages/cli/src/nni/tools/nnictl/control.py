@@ -17,13 +17,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
+from nni.runtime.states import UNFINISHED_STATES
+
 from . import export as export_fmt
 from .errors import NnictlError
 from .experiments import ExperimentRef, all_experiments, find, registry, select_stop_targets
 from .launcher import info, wait_exit, web_ui_urls
 from .output import format_table
 
-ACTIVE_TRIAL_STATES = ("WAITING", "RUNNING", "UNKNOWN")
+ACTIVE_TRIAL_STATES = UNFINISHED_STATES
 
 
 def fmt_time(ms: Any) -> str:
@@ -87,9 +89,9 @@ def stop(args) -> int:
 
 def _update(args, update_type: str, key: str, value: Any, shown: Any) -> int:
     ref = _running(args)
-    profile = ref.call("get_experiment_profile")
-    profile["params"][key] = value
-    ref.call("update_experiment_profile", body=profile, query={"update_type": update_type})
+    # Only the changed field: the manager reads params[key] alone, and the whole profile holds
+    # the search space twice (a 50 MB space would push the request over the body limit).
+    ref.call("update_experiment_profile", body={"params": {key: value}}, query={"update_type": update_type})
     info(f"Successfully updated {key} of experiment {ref.id} to {shown}")
     return 0
 
@@ -113,9 +115,18 @@ def update_searchspace(args) -> int:
     return _update(args, "SEARCH_SPACE", "searchSpace", space, path)
 
 
+def _checked(check, value: Any) -> Any:
+    """``value`` through one of nni.experiment.config.limits' checks (the manager's limits)."""
+    try:
+        return check(value, "--value")
+    except ValueError as err:
+        raise NnictlError(str(err)) from None
+
+
 def update_concurrency(args) -> int:
-    if args.value < 1:
-        raise NnictlError(f"--value: trial concurrency must be at least 1, got {args.value}")
+    from nni.experiment.config.limits import check_trial_concurrency
+
+    _checked(check_trial_concurrency, args.value)
     return _update(args, "TRIAL_CONCURRENCY", "trialConcurrency", args.value, args.value)
 
 
@@ -130,8 +141,9 @@ def update_duration(args) -> int:
 
 
 def update_trialnum(args) -> int:
-    if args.value < 1:
-        raise NnictlError(f"--value: max trial number must be at least 1, got {args.value}")
+    from nni.experiment.config.limits import check_max_trial_number
+
+    _checked(check_max_trial_number, args.value)
     return _update(args, "MAX_TRIAL_NUM", "maxTrialNum", args.value, args.value)
 
 
@@ -488,7 +500,7 @@ def config_show(args) -> int:
     print(f"Status: {ref.status}")
     if ref.alive:
         print(f"Port: {ref.port}")
-        print(f"Web UI: {'   '.join(web_ui_urls(ref.port, ref.url_prefix))}")
+        print(f"Web UI: {'   '.join(web_ui_urls(ref.port, ref.url_prefix, ref.host))}")  # no token: output often pasted
     print(f"Folder: {ref.directory}")
     print(RULE_SHORT)
     print(yaml.safe_dump(ref.read("config"), sort_keys=False, allow_unicode=True).rstrip())
@@ -605,7 +617,7 @@ def log_trial(args) -> int:
 
 def webui_url(args) -> int:
     ref = _running(args)
-    print(f"Web UI urls: {'   '.join(web_ui_urls(ref.port, ref.url_prefix))}")
+    print(f"Web UI urls: {'   '.join(web_ui_urls(ref.port, ref.url_prefix, ref.host, ref.token))}")
     return 0
 
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from nni.runtime.states import LIVE_STATES, ExperimentStatus
+
 from .errors import NnictlError
 
 #: Statuses of a manager that runs an experiment (and accepts updates).
-RUNNING_STATUSES = ("INITIALIZED", "RUNNING", "NO_MORE_TRIAL", "DONE", "ERROR", "STOPPING")
+RUNNING_STATUSES = frozenset(ExperimentStatus) - {ExperimentStatus.STOPPED, ExperimentStatus.VIEWED}
 
 
 def pid_alive(pid: Any) -> bool:
@@ -40,22 +42,27 @@ def _not_zombie(pid: int) -> bool:
         return True
 
 
-def manager_url_prefix(pid: Any) -> str:
-    """The ``--url-prefix`` the manager ``pid`` was started with ('' if none or unknown).
+def manager_option(pid: Any, option: str, default: str = "") -> str:
+    """The value of ``option`` (``--url-prefix``, ``--host``) the manager ``pid`` was started with.
 
-    The registry has no column for it, so it is read from the process's command line.
+    The registry has no column for them, so they are read from the process's command line.
     """
     try:
         with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
             argv = f.read().decode("utf-8", "replace").split("\0")
     except (OSError, ValueError, TypeError):
-        return ""
+        return default
     for i, arg in enumerate(argv):
-        if arg == "--url-prefix" and i + 1 < len(argv):
+        if arg == option and i + 1 < len(argv):
             return argv[i + 1]
-        if arg.startswith("--url-prefix="):
+        if arg.startswith(option + "="):
             return arg.split("=", 1)[1]
-    return ""
+    return default
+
+
+def manager_url_prefix(pid: Any) -> str:
+    """The ``--url-prefix`` the manager ``pid`` was started with ('' if none or unknown)."""
+    return manager_option(pid, "--url-prefix")
 
 
 @dataclass
@@ -79,8 +86,8 @@ class ExperimentRef:
 
         alive = pid_alive(row.get("pid"))
         status = ExperimentsRegistry.effective_status(row)
-        if not alive and status in ("INITIALIZED", "RUNNING", "NO_MORE_TRIAL", "STOPPING", "VIEWED"):
-            status = "STOPPED"  # the manager is gone (killed, crashed, or the row is stale)
+        if not alive and (status in LIVE_STATES or status == ExperimentStatus.VIEWED):
+            status = ExperimentStatus.STOPPED.value  # the manager is gone (killed, crashed, or the row is stale)
         return cls(
             id=row["id"], name=row.get("name"), status=status, port=row.get("port"), pid=row.get("pid"),
             platform=row.get("platform"), start_time=row.get("start_time"), end_time=row.get("end_time"),
@@ -101,12 +108,26 @@ class ExperimentRef:
     def url_prefix(self) -> str:
         return manager_url_prefix(self.pid) if self.alive else ""
 
+    @property
+    def host(self) -> str:
+        """The address the manager is bound to (``--host``)."""
+        return manager_option(self.pid, "--host", "127.0.0.1") if self.alive else "127.0.0.1"
+
+    @property
+    def token(self) -> Optional[str]:
+        """The manager's access token, from the experiment's folder (``None``: started with --no-token)."""
+        from nni.runtime.access import read_token
+
+        return read_token(self.directory) if self.alive else None
+
     def client(self, timeout: float = 20):
         from nni.runtime.rest_api import RestClient
 
+        from .launcher import client_host
+
         if not self.alive or not self.port:
             raise NnictlError(f"experiment {self.id} is not running (status {self.status}); resume it with 'nnictl resume {self.id}'")
-        return RestClient(self.port, prefix=self.url_prefix, timeout=timeout)
+        return RestClient(self.port, host=client_host(self.host), prefix=self.url_prefix, token=self.token or False, timeout=timeout)
 
     def call(self, name: str, body: Any = None, query: Optional[dict] = None, **path_params: Any) -> Any:
         """Call a REST route of the running manager; failures become one-line :class:`NnictlError`."""

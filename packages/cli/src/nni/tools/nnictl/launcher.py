@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from nni.runtime.states import ACTIVE_STATES
+
 from .errors import NnictlError
 from .experiments import ExperimentRef, all_experiments, find, pid_alive
 
@@ -59,22 +61,56 @@ def info(message: str) -> None:
     print(f"INFO: {message}", flush=True)
 
 
-def web_ui_urls(port: int, url_prefix: str = "") -> list[str]:
-    """The manager binds 127.0.0.1 only, so that is the one address it is reached on."""
-    prefix = "/" + url_prefix.strip("/") if url_prefix and url_prefix.strip("/") else ""
-    return [f"http://127.0.0.1:{port}{prefix}"]
+def web_ui_urls(port: int, url_prefix: str = "", host: str = "127.0.0.1", token: Optional[str] = None) -> list[str]:
+    """The manager's web UI URLs: the bound address (the machine's addresses for ``0.0.0.0``),
+    each carrying the access token when there is one."""
+    from nni.runtime.access import web_urls
+
+    return web_urls(port, host, url_prefix, token)
+
+
+def client_host(host: Optional[str]) -> str:
+    """Where nnictl reaches a manager bound to ``host``."""
+    return "127.0.0.1" if not host or host in ("0.0.0.0", "::") else host
+
+
+def access_env(args) -> tuple[str, Optional[str], dict]:
+    """(bind address, access token or None, the manager's environment) from ``--host`` / ``--no-token``.
+
+    The token travels in the manager's environment, never on its command line (which other
+    local users can read).
+    """
+    from nni.runtime import access
+
+    host = (getattr(args, "host", None) or access.DEFAULT_HOST).strip()
+    env = dict(os.environ)
+    env.pop(access.TOKEN_ENV, None)
+    if getattr(args, "no_token", False) or access.no_token_from_env():
+        try:
+            access.check_no_token(host, "--no-token" if getattr(args, "no_token", False) else access.NO_TOKEN_ENV)
+        except ValueError as err:
+            raise NnictlError(str(err)) from None
+        env[access.NO_TOKEN_ENV] = "1"
+        return host, None, env
+    token = access.new_token()
+    env[access.TOKEN_ENV] = token
+    return host, token, env
 
 
 # ----- checks -----
 
 
-def check_port(port: int) -> None:
+def check_port(port: int, host: str = "127.0.0.1") -> None:
     """Raise a one-line error naming the process on ``port`` when it is busy."""
     from .ports import describe_port_owner, free_port_near, port_is_free
 
     if not 0 < port < 65536:
         raise NnictlError(f"--port: {port} is not a TCP port (1-65535)")
-    if port_is_free(port):
+    try:
+        free = port_is_free(port, host)
+    except (OSError, OverflowError, UnicodeError) as err:
+        raise NnictlError(f"--host: cannot bind {host!r} ({getattr(err, 'strerror', None) or err}); give an address of this machine") from None
+    if free:
         return
     owner = next((r for r in all_experiments() if r.alive and r.port == port), None)
     who = f"experiment {owner.id} (pid {owner.pid})" if owner else describe_port_owner(port)
@@ -99,19 +135,34 @@ def _new_experiment_id() -> str:
 class ManagerProcess:
     """A started ``python -m nni.server`` and the files it writes."""
 
-    def __init__(self, args: list[str], log_dir: Path, port: int, url_prefix: str = "") -> None:
+    host = "127.0.0.1"
+    token: Optional[str] = None
+
+    def __init__(self, args: list[str], log_dir: Path, port: int, url_prefix: str = "", host: str = "127.0.0.1",
+                 token: Optional[str] = None, env: Optional[dict] = None) -> None:
         self.log_dir = log_dir
         self.port = port
         self.url_prefix = url_prefix
+        self.host = host
+        self.token = token
         log_dir.mkdir(parents=True, exist_ok=True)
         self.stdout_path = log_dir / "nnictl_stdout.log"
         self.stderr_path = log_dir / "nnictl_stderr.log"
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "nni.server", *args],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                 start_new_session=True,  # Ctrl-C in this terminal must not stop the experiment
             )
+
+    def client(self, timeout: float = 5):
+        from nni.runtime.rest_api import RestClient
+
+        return RestClient(self.port, host=client_host(self.host), prefix=self.url_prefix, token=self.token or False, timeout=timeout)
+
+    @property
+    def urls(self) -> list[str]:
+        return web_ui_urls(self.port, self.url_prefix, self.host, self.token)
 
     @property
     def log_files(self) -> list[Path]:
@@ -131,9 +182,9 @@ class ManagerProcess:
     def wait_ready(self, ready: Callable[[dict], bool], stall_seconds: float = STALL_SECONDS) -> dict:
         """Poll ``GET /check-status`` until ``ready(status)``; raises :class:`NnictlError` if the
         manager exits or stops making progress."""
-        from nni.runtime.rest_api import RestClient, RestError
+        from nni.runtime.rest_api import RestError
 
-        client = RestClient(self.port, prefix=self.url_prefix, timeout=5)
+        client = self.client()
         started = last_progress = time.monotonic()
         last_token: object = None
         next_note = started + 10
@@ -187,10 +238,10 @@ class ManagerProcess:
         raise NnictlError(message)
 
     def stop(self, timeout: float = 60) -> None:
-        from nni.runtime.rest_api import RestClient, RestError
+        from nni.runtime.rest_api import RestError
 
         try:
-            RestClient(self.port, prefix=self.url_prefix, timeout=5).call("stop_experiment")
+            self.client().call("stop_experiment")
         except (ConnectionError, RestError):
             if self.proc.poll() is None:
                 self.proc.terminate()
@@ -253,10 +304,10 @@ def _follow(manager: ManagerProcess) -> None:
         info("Experiment stopped.")
 
 
-def _print_block(experiment_id: str, port: int, url_prefix: str, extra: str = "") -> None:
+def _print_block(experiment_id: str, manager: ManagerProcess, extra: str = "") -> None:
     print(RULE)
     print(f"The experiment id is {experiment_id}")
-    print(f"The Web UI urls are: {'   '.join(web_ui_urls(port, url_prefix))}")
+    print(f"The Web UI urls are: {'   '.join(manager.urls)}")
     if extra:
         print(extra)
     print(RULE)
@@ -271,14 +322,14 @@ def _ready_to_run(status: dict) -> bool:
 def _wait_early_failure(manager: ManagerProcess, status: dict) -> dict:
     """Once RUNNING, wait until a trial is active or the status changes (at most
     :data:`EARLY_FAILURE_SECONDS`), so an algorithm that fails on its first call is reported."""
-    from nni.runtime.rest_api import RestClient, RestError
+    from nni.runtime.rest_api import RestError
 
-    client = RestClient(manager.port, prefix=manager.url_prefix, timeout=5)
+    client = manager.client()
     deadline = time.monotonic() + EARLY_FAILURE_SECONDS
     while status.get("status") == "RUNNING" and time.monotonic() < deadline:
         try:
             stats = client.call("get_job_statistics")
-            if any(s.get("trialJobStatus") in ("WAITING", "RUNNING") and s.get("trialJobNumber") for s in stats):
+            if any(s.get("trialJobStatus") in ACTIVE_STATES and s.get("trialJobNumber") for s in stats):
                 return status
             time.sleep(0.05)
             status = client.call("get_status")
@@ -294,8 +345,8 @@ def _after_start(manager: ManagerProcess, status: dict, experiment_id: str, verb
         return
     errors = status.get("errors") or ["unknown error"]
     first = next((line.strip() for line in str(errors[-1]).splitlines() if line.strip()), "unknown error")
-    _print_block(experiment_id, manager.port, manager.url_prefix)
-    url = web_ui_urls(manager.port, manager.url_prefix)[0]
+    _print_block(experiment_id, manager)
+    url = manager.urls[0]
     raise NnictlError(
         f"experiment {experiment_id} failed to {verb}: {first}. The web UI ({url}) and 'nnictl log stderr {experiment_id}' "
         f"show the traceback; after fixing it run 'nnictl stop {experiment_id}' and 'nnictl resume {experiment_id}'"
@@ -315,21 +366,26 @@ def create(args) -> int:
     canon = config.to_canonical_dict()
     if args.debug:
         canon["debug"] = True
-    check_port(args.port)
+    host, token, env = access_env(args)
+    check_port(args.port, host)
     experiment_id = _new_experiment_id()
     exp_dir = Path(os.path.expanduser(canon["experimentWorkingDirectory"])) / experiment_id
-    exp_dir.mkdir(parents=True, exist_ok=True)
+    from nni.runtime.access import private_dir
+
+    private_dir(exp_dir)  # owner only: the store and the access token go here
     config_json = exp_dir / "experiment_config.json"
     config_json.write_text(json.dumps(canon, indent=2), encoding="utf-8")
     platforms = [t.get("platform", "?") for t in canon["trainingService"]] if isinstance(canon["trainingService"], list) \
         else [canon["trainingService"].get("platform", "?")]
     info("Starting restful server...")
-    cmd = ["--config", str(config_json), "--port", str(args.port), "--id", experiment_id]
+    cmd = ["--config", str(config_json), "--port", str(args.port), "--id", experiment_id, "--host", host]
     if args.debug:
         cmd.append("--debug")
     if args.url_prefix:
         cmd += ["--url-prefix", args.url_prefix]
-    manager = ManagerProcess(cmd, exp_dir / "log", args.port, args.url_prefix or "")
+    if token is None:
+        cmd.append("--no-token")
+    manager = ManagerProcess(cmd, exp_dir / "log", args.port, args.url_prefix or "", host, token, env)
     manager.wait_ready(lambda s: True)
     info("Successfully started Restful server!")
     info(f"Setting {','.join(platforms)} config...")
@@ -338,7 +394,7 @@ def create(args) -> int:
     status = manager.wait_ready(_ready_to_run)
     _after_start(manager, status, experiment_id, "start")
     info("Successfully started experiment!")
-    _print_block(experiment_id, args.port, args.url_prefix or "")
+    _print_block(experiment_id, manager)
     if args.foreground:
         _follow(manager)
     return 0
@@ -372,9 +428,12 @@ def _relaunch(args, mode: str) -> int:
     experiment_id, folder, ref = _target(args, verb)
     if ref is not None and ref.alive:
         raise NnictlError(f"experiment {experiment_id} is already running on port {ref.port}; stop it first with 'nnictl stop {experiment_id}'")
-    check_port(args.port)
+    host, token, env = access_env(args)
+    check_port(args.port, host)
     exp_dir = folder or (ref.directory if ref else None)
-    cmd = [f"--{mode}", experiment_id, "--port", str(args.port)]
+    cmd = [f"--{mode}", experiment_id, "--port", str(args.port), "--host", host]
+    if token is None:
+        cmd.append("--no-token")
     if folder is not None:
         cmd += ["--experiment-dir", str(folder)]
     if getattr(args, "debug", False):
@@ -382,11 +441,11 @@ def _relaunch(args, mode: str) -> int:
     if getattr(args, "url_prefix", None):
         cmd += ["--url-prefix", args.url_prefix]
     info("Starting restful server...")
-    manager = ManagerProcess(cmd, Path(exp_dir) / "log", args.port, getattr(args, "url_prefix", None) or "")
+    manager = ManagerProcess(cmd, Path(exp_dir) / "log", args.port, getattr(args, "url_prefix", None) or "", host, token, env)
     if mode == "view":
         manager.wait_ready(lambda s: True)
         info("Successfully started Restful server!")
-        _print_block(experiment_id, args.port, args.url_prefix or "",
+        _print_block(experiment_id, manager,
                      extra=f"The experiment is viewed read-only; stop viewing with 'nnictl stop {experiment_id}'")
     else:
         manager.wait_ready(lambda s: True)
@@ -395,7 +454,7 @@ def _relaunch(args, mode: str) -> int:
         status = manager.wait_ready(_ready_to_run)
         _after_start(manager, status, experiment_id, "resume")
         info("Successfully resumed experiment!")
-        _print_block(experiment_id, args.port, args.url_prefix or "")
+        _print_block(experiment_id, manager)
     if getattr(args, "foreground", False):
         _follow(manager)
     return 0

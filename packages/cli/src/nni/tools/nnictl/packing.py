@@ -25,6 +25,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
+from nni.runtime.states import ENDED_STATES, ExperimentStatus
+
 from .errors import NnictlError
 from .experiments import find, registry
 from .launcher import info
@@ -213,7 +215,7 @@ def experiment_load(args) -> int:
         space_path.write_text(json.dumps(config["searchSpace"], indent=2), encoding="utf-8")
     registry().upsert(
         experiment_id, name=manifest.get("experimentName"), port=None, pid=None,
-        status=manifest.get("status") if manifest.get("status") in ("DONE", "ERROR", "STOPPED") else "STOPPED",
+        status=manifest.get("status") if manifest.get("status") in ENDED_STATES else ExperimentStatus.STOPPED.value,
         start_time=manifest.get("startTime"), end_time=manifest.get("endTime"), platform=manifest.get("platform"), workdir=str(dest),
     )
     info(f"Loaded experiment {experiment_id} into {dest}" + (f", code in {code_dir}" if code_dir else "")

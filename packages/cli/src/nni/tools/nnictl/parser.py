@@ -36,6 +36,13 @@ def _group(sub, name: str, help_: str) -> argparse._SubParsersAction:
     return p.add_subparsers(title="commands", metavar="COMMAND")
 
 
+def _access_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; 0.0.0.0: every interface); the access token is always required there")
+    p.add_argument("--no-token", dest="no_token", action="store_true",
+                   help="serve without an access token (also NNI_NO_TOKEN=1), for old scripts; only with --host 127.0.0.1 / localhost / ::1")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnictl", description="Control NNI experiments.")
     parser.add_argument("--version", "-v", action="store_true", help="print the versions of the installed nni distributions")
@@ -49,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", "-d", action="store_true", help="set debug mode")
     p.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground and print the manager's log")
     p.add_argument("--url_prefix", "-u", help="URL prefix of the web UI and REST API")
+    _access_options(p)
     for name, help_ in (("resume", "resume a stopped experiment"), ("view", "view a stopped experiment (read-only)")):
         p = _cmd(sub, name, help_, f"launcher:{name}")
         p.add_argument("id", nargs="?", help="ID of the experiment (may be left out with --experiment_dir)")
@@ -57,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground and print the manager's log")
         p.add_argument("--experiment_dir", "-e", help="full path of the experiment folder, to use an experiment from another place")
         p.add_argument("--url_prefix", "-u", help="URL prefix of the web UI and REST API")
+        _access_options(p)
     p = _cmd(sub, "stop", "stop experiments", "control:stop")
     _id(p)
     p.add_argument("--port", "-p", type=int, help="stop the experiment served on this port")

@@ -5,7 +5,10 @@
   content is not JSON, as NNI accepts YAML-looking search-space files).
 * YAML numbers in scientific notation without a dot (``1e-5``) are read as floats, unlike
   YAML 1.1's default resolver which would read a string (an NNI v2.5 bug fix).
-* Duplicate keys in one JSON object are an error rather than silently keeping the last one.
+* Duplicate keys in one JSON object or YAML mapping are an error (naming the key, and for
+  YAML its line) rather than silently keeping the last one.
+* Arrays / mappings nested deeper than :data:`MAX_NESTING` levels are an error (not a
+  ``RecursionError``).
 * Every error is one line and names the file.
 """
 from __future__ import annotations
@@ -18,11 +21,50 @@ from typing import Any, Union
 
 import yaml
 
-__all__ = ['load_search_space', 'load_json_or_yaml', 'YamlLoader']
+from nni.runtime.rest_api import nesting_depth
+
+__all__ = ['load_search_space', 'load_json_or_yaml', 'YamlLoader', 'MAX_NESTING']
+
+#: Deepest nesting of lists / mappings in a config or search space file (real ones need < 10;
+#: the parsers recurse per level and would hit Python's recursion limit near 1,000).
+MAX_NESTING = 100
 
 
 class YamlLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads ``1e-5`` / ``1E+3`` as floats."""
+    """``yaml.SafeLoader`` that also reads ``1e-5`` / ``1E+3`` as floats, refuses duplicate
+    keys and nesting deeper than :data:`MAX_NESTING`."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        # Composing recurses per level: count the levels and stop before Python's limit.
+        nested = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        self._depth += nested
+        try:
+            if nested and self._depth > MAX_NESTING:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f'lists/mappings nested deeper than {MAX_NESTING} levels', mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= nested
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == 'tag:yaml.org,2002:merge':
+                    continue  # '<<' merges may be overridden by the mapping's own keys
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: SafeLoader reports it
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f'duplicate key {key!r} (first at line {first})', key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 YamlLoader.add_implicit_resolver(
@@ -59,9 +101,14 @@ def load_json_or_yaml(text: str, source: str = '<string>', yaml_first: bool = Fa
         text = text[1:]
     if not yaml_first:
         try:
-            return json.loads(text, object_pairs_hook=_no_duplicates)
+            data = json.loads(text, object_pairs_hook=_no_duplicates)
+            if nesting_depth(data) > MAX_NESTING:  # shallower than the recursion limit, still absurd
+                raise RecursionError
+            return data
         except _DuplicateKey as e:
             raise ValueError(f'{source}: invalid search space: {e}') from None
+        except RecursionError:
+            raise ValueError(f'{source}: invalid JSON: arrays/objects nested deeper than {MAX_NESTING} levels') from None
         except json.JSONDecodeError as json_error:
             try:
                 return yaml.load(text, Loader=YamlLoader)

@@ -189,6 +189,8 @@ def _type_name(x: Any) -> str:
 
 def _json_problem(value: Any) -> Optional[str]:
     """Why ``value`` is not strict JSON, or ``None`` when it is."""
+    if value is None or isinstance(value, (str, int)):  # fast path: a 50 MB choice list is mostly these
+        return None
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as e:

@@ -87,6 +87,11 @@ def type_name(value: Any) -> str:
 # -- value parsers ----------------------------------------------------------------------------
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Limits of budget fields (issue 11): beyond them a value is a typo or an attack, and
+# would overflow SQLite (8-byte integers), JavaScript numbers in the web UI or timers.
+# Defined once beside the REST schema (standard-library only), which publishes them too.
+# 100 years of duration is "no limit" in practice, still a finite timer.
+from nni.runtime.rest_api import MAX_DURATION_SECONDS, MAX_TRIAL_CONCURRENCY, MAX_TRIAL_NUMBER  # noqa: E402
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1.0, "k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0**2, "p": 1024.0**3}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgtp])(ib?|b)?|(b))?\s*$", re.IGNORECASE)
@@ -116,6 +121,8 @@ def parse_duration(value: Any) -> int | float:
         )
     if seconds <= 0:
         raise ValueError(f"expected a positive duration, got {short_repr(value)}")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"expected at most {MAX_DURATION_SECONDS // 86400}d (100 years), got {short_repr(value)}")
     return _tidy(seconds)
 
 
@@ -329,8 +336,8 @@ def resolve_path(value: Any, base: Path) -> str:
 def _describe(spec: Field) -> str:
     k = spec.kind
     if k == "int":
-        lo = f" >= {spec.min:g}" if spec.min is not None else ""
-        hi = f" <= {spec.max:g}" if spec.max is not None else ""
+        lo = f" >= {_tidy(spec.min)}" if spec.min is not None else ""
+        hi = f" <= {_tidy(spec.max)}" if spec.max is not None else ""
         return f"an integer{lo}{' and' if lo and hi else ''}{hi}"
     return {
         "str": "a string",
@@ -339,6 +346,19 @@ def _describe(spec: Field) -> str:
         "dict": "a mapping",
         "count": "a positive integer",
     }.get(k, k)
+
+
+def check_int(value: Any, path: str, lo: float | None = None, hi: float | None = None) -> int:
+    """``value`` as an int within ``[lo, hi]`` (an integral float such as YAML's ``5.0`` counts)."""
+    spec = Field("int", min=lo, max=hi)
+    in_range = _is_number(value) and (lo is None or value >= lo) and (hi is None or value <= hi)
+    if isinstance(value, float) and value.is_integer() and in_range:
+        value = int(value)  # only in range: int(1e30) would turn a typo into a huge budget
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, f"expected {_describe(spec)}, got {type_name(value)} {short_repr(value)}")
+    if not in_range:
+        raise ConfigError(path, f"expected {_describe(spec)}, got {value}")
+    return value
 
 
 def canonical_value(spec: Field, value: Any, path: str, ctx: Context) -> Any:
@@ -355,13 +375,7 @@ def canonical_value(spec: Field, value: Any, path: str, ctx: Context) -> Any:
             raise ConfigError(path, "must not be empty")
         return value
     if k == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(path, f"expected {_describe(spec)}, got {type_name(value)} {short_repr(value)}")
-        if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
-            raise ConfigError(path, f"expected {_describe(spec)}, got {value}")
-        return value
+        return check_int(value, path, spec.min, spec.max)
     if k == "count":
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value.strip())

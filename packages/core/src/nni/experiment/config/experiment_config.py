@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .algorithm import AlgorithmConfig, _AlgorithmConfig, check_algorithm
-from .base import ConfigBase, ConfigError, Context, Field, join, short_repr, type_name
+from .base import MAX_TRIAL_CONCURRENCY, MAX_TRIAL_NUMBER, ConfigBase, ConfigError, Context, Field, join, short_repr, type_name
 from .search_space import check_search_space, read_search_space_file, validate_standard
 from .shared_storage import SharedStorageConfig
 from .training_service import TrainingServiceConfig, training_service_config_class
@@ -65,10 +65,10 @@ class ExperimentConfig(ConfigBase):
         "search_space": Field("json"),
         "trial_command": Field("str", required=True),
         "trial_code_directory": Field("path", default="."),
-        "trial_concurrency": Field("int", required=True, min=1),
+        "trial_concurrency": Field("int", required=True, min=1, max=MAX_TRIAL_CONCURRENCY),
         "trial_gpu_number": Field("int", min=0),
         "max_experiment_duration": Field("duration"),
-        "max_trial_number": Field("int", min=1),
+        "max_trial_number": Field("int", min=1, max=MAX_TRIAL_NUMBER),
         "max_trial_duration": Field("duration"),
         "nni_manager_ip": Field("str"),
         "use_annotation": Field("bool", default=False),
@@ -124,6 +124,8 @@ class ExperimentConfig(ConfigBase):
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError("", f"config file not found: {os.path.abspath(file)}") from None
+        except UnicodeDecodeError as err:
+            raise ConfigError("", f"{os.path.abspath(file)}: not UTF-8 text ({err.reason} at byte {err.start}); save the config as UTF-8") from None
         except OSError as err:
             raise ConfigError("", f"cannot read config file {os.path.abspath(file)}: {err.strerror or err}") from None
         try:
@@ -266,6 +268,8 @@ class ExperimentConfig(ConfigBase):
             canon["logLevel"] = "debug" if canon["debug"] else "info"
         if canon["experimentWorkingDirectory"] is None:
             canon["experimentWorkingDirectory"] = os.path.abspath(os.path.expanduser(default_working_directory()))
+        if ctx.check_files:
+            _check_working_directory(canon["experimentWorkingDirectory"])
 
         # Code folder
         code_dir = canon["trialCodeDirectory"]
@@ -301,6 +305,17 @@ class ExperimentConfig(ConfigBase):
                 if ts.get("reuseMode") is False:
                     at = "trainingService" + (f"[{i}]" if len(canon["trainingService"]) > 1 else "") + ".reuseMode"
                     raise ConfigError(at, "must be true when sharedStorage is used (shared storage works only in reuse mode)")
+
+
+def _check_working_directory(path: str) -> None:
+    """The folder (created when missing) must not be, or lie below, something other than a folder."""
+    folder = Path(os.path.expanduser(path))
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                what = "is" if candidate == folder else f"lies below {candidate}, which is"
+                raise ConfigError("experimentWorkingDirectory", f"{folder} {what} a file, expected a directory (created when missing)")
+            return
 
 
 def _yaml_loader() -> type:

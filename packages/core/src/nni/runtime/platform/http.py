@@ -1,8 +1,9 @@
 """HTTP trial channel: the trial runs elsewhere and talks to the manager's REST server.
 
 Selected when ``NNI_MANAGER_URL`` is set. ``NNI_MANAGER_URL`` is the API root, e.g.
-``http://10.0.0.5:8080/api/v1/nni``; ``NNI_MANAGER_TOKEN``, when set, is sent as
-``Authorization: Bearer <token>``. Routes (``<exp>`` = ``NNI_EXP_ID``, ``<trial>`` =
+``http://10.0.0.5:8080/api/v1/nni``. The manager's access token is sent as
+``Authorization: Bearer <token>``: ``NNI_MANAGER_TOKEN`` when set, else the token file of the
+experiment the trial folder (``NNI_SYS_DIR``) belongs to (:mod:`nni.runtime.access`). Routes (``<exp>`` = ``NNI_EXP_ID``, ``<trial>`` =
 ``NNI_TRIAL_JOB_ID``):
 
 * ``GET  {root}/trial-channel/<exp>/<trial>/parameter/<index>`` -> 200 with the parameter
@@ -44,12 +45,17 @@ class HttpChannel:
         self.root = (env.manager_url or "").rstrip("/")
         self.exp_id = env.exp_id or ""
         self.trial_job_id = env.trial_job_id or ""
+        self.token = env.manager_token
+        if not self.token:
+            from ..access import token_near
+
+            self.token = token_near(env.sys_dir)
 
     def _request(self, method: str, route: str, body: dict | None = None) -> tuple[int, bytes]:
         data = None if body is None else json.dumps(body).encode("utf-8")
         headers = {"Content-Type": "application/json"} if data is not None else {}
-        if self.env.manager_token:
-            headers["Authorization"] = f"Bearer {self.env.manager_token}"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         last: Exception | None = None
         for attempt in range(self.retries):
             req = urllib.request.Request(self.root + route, data=data, method=method, headers=headers)

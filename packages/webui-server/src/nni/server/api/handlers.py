@@ -150,6 +150,8 @@ class RestHandlers(UiRouteHandlers):
             st["status"] = "VIEWED"
         else:
             st["status"] = self.engine.status
+            if self.engine.warnings:  # transient, not stored: e.g. a dispatcher that stopped answering
+                st["warnings"] = list(self.engine.warnings)
         return st
 
     async def get_experiment_profile(self, **_: Any) -> dict:
@@ -263,8 +265,8 @@ class RestHandlers(UiRouteHandlers):
             raise ApiError(400, "body.hyperParameters: expected an object of parameters")
         try:
             seq = engine.add_customized_trial(params)
-        except EngineError as err:
-            raise ApiError(400, str(err)) from None
+        except EngineError as err:  # the request is valid; the experiment's state refuses it
+            raise ApiError(409, str(err)) from None
         return {"sequenceId": seq}
 
     async def cancel_trial_job(self, id: str, **_: Any) -> dict:

@@ -4,17 +4,57 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from typing import Any
 
 from aiohttp import web
 
-from nni.runtime.rest_api import API_ROOT, ROUTES, Route, validate
+from nni.runtime.rest_api import API_ROOT, MAX_BODY_BYTES, MAX_NESTING, ROUTES, Route, nesting_depth, validate
 
 from .handlers import ApiError, RestHandlers
 
 _logger = logging.getLogger("nni.server.rest")
 
-MAX_BODY = 50 * 1024 * 1024  # NNI accepts JSON bodies up to 50 MB
+MAX_BODY = MAX_BODY_BYTES  # NNI accepts JSON bodies up to 50 MB
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"body: {name} is not a JSON number (use a finite number or a string)")
+
+
+async def read_json_body(request: web.Request) -> Any:
+    """The request's JSON body, parsed with the limits of the OpenAPI document.
+
+    Raises:
+        _BodyTooLarge: over :data:`MAX_BODY` bytes (answered 413).
+        ValueError: not UTF-8 / not JSON / NaN or Infinity / nested deeper than
+            :data:`MAX_NESTING` (answered 400, naming ``body``).
+    """
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise _BodyTooLarge()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:  # no (or a false) Content-Length: counted while reading
+        raise _BodyTooLarge() from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"body: not UTF-8 ({err.reason} at byte {err.start})") from None
+    try:
+        body = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:  # the C decoder recurses per level: a bomb of brackets ends here
+        raise ValueError(f"body: arrays/objects nested deeper than {MAX_NESTING} levels") from None
+    except json.JSONDecodeError:
+        raise ValueError("body: not valid JSON") from None
+    # Shallower than the recursion limit still reaches recursive code later (validation,
+    # the store, the dispatcher): the limit is part of the API.
+    if nesting_depth(body) > MAX_NESTING:
+        raise ValueError(f"body: arrays/objects nested deeper than {MAX_NESTING} levels")
+    return body
 
 
 def _json_default(obj: Any) -> Any:
@@ -35,21 +75,31 @@ def _make_handler(route: Route, handlers: RestHandlers):
         kwargs: dict[str, Any] = dict(request.match_info)
         query = dict(request.query)
         try:
+            for name in route.required_query:
+                if name not in query:
+                    raise ValueError(f"query.{name}: required query parameter is missing")
             for name, schema in route.query.items():
                 if name in query:
                     validate(schema, query[name], f"query.{name}")
+            for name, schema in route.path_schemas.items():
+                value = kwargs[name]
+                if schema.get("type") == "integer":
+                    try:
+                        value = int(value)
+                    except ValueError:
+                        raise ValueError(f"{name}: expected an integer, got {value[:40]!r}") from None
+                validate(schema, value, name)
             if route.request is not None:
                 if not request.can_read_body:
                     raise ValueError("body: a JSON body is required")
-                try:
-                    body = await request.json()
-                except ValueError:
-                    raise ValueError("body: not valid JSON") from None
+                body = await read_json_body(request)
                 validate(route.request, body, "body")
                 kwargs["body"] = body
             result = await method(query=query, **kwargs)
             if isinstance(result, web.StreamResponse):  # a file (trial-file route)
                 return result
+        except _BodyTooLarge:
+            return json_response({"error": f"body: larger than the limit of {MAX_BODY // (1024 * 1024)} MB"}, 413)
         except ApiError as err:
             return json_response({"error": str(err)}, err.status)
         except ValueError as err:
@@ -63,6 +113,11 @@ def _make_handler(route: Route, handlers: RestHandlers):
     return handle
 
 
+def _path_regex(path: str) -> "re.Pattern[str]":
+    parts = re.split(r"(\{[^}]+\})", path.rstrip("/") or "/")
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts if p))
+
+
 def build_app(handlers: RestHandlers, prefix: str = "") -> web.Application:
     """The application with every route of :data:`ROUTES` under ``prefix + API_ROOT``."""
     app = web.Application(client_max_size=MAX_BODY)
@@ -73,7 +128,17 @@ def build_app(handlers: RestHandlers, prefix: str = "") -> web.Application:
         if route.path != "/" and not route.path.endswith("}"):
             app.router.add_route(route.method, root + route.path + "/", _make_handler(route, handlers))
 
+    patterns = [(_path_regex(root + r.path), r.method) for r in ROUTES]
+
     async def not_found(request: web.Request) -> web.Response:
+        # A known path asked with another method: 405 and the methods it has (RFC 9110 15.5.6).
+        path = request.path.rstrip("/") or "/"
+        allowed = sorted({method for regex, method in patterns if regex.fullmatch(path)})
+        if allowed:
+            return web.json_response(
+                {"error": f"method {request.method} is not allowed on {request.path}; allowed: {', '.join(allowed)}"},
+                status=405, headers={"Allow": ", ".join(allowed)},
+            )
         return json_response({"error": f"no such API route: {request.method} {request.path}"}, 404)
 
     app.router.add_route("*", root + "/{tail:.*}", not_found)

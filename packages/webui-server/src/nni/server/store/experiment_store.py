@@ -13,11 +13,14 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from peewee import SqliteDatabase, fn
+from peewee import OperationalError, SqliteDatabase, fn
+
+from nni.runtime.states import FINAL_STATES  # noqa: F401  (re-exported: the store's old public name)
+
+from nni.runtime.access import private_dir, private_file
 
 from .models import make_models
 
-FINAL_STATES = ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED")
 
 
 def store_path(experiment_dir: str | os.PathLike) -> Path:
@@ -41,7 +44,9 @@ class ExperimentStore:
             uri = f"file:{self.path}?mode=ro"
             self.db = SqliteDatabase(uri, uri=True, pragmas={"query_only": 1})
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Owner only, whatever the umask; SQLite gives its -wal / -shm files the same mode.
+            private_dir(self.path.parent)
+            private_file(self.path)
             self.db = SqliteDatabase(
                 str(self.path),
                 pragmas={"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 10000, "cache_size": -16000},
@@ -59,9 +64,10 @@ class ExperimentStore:
 
     def create_experiment(self, experiment_id: str, config: dict, log_dir: str, start_time: int, status: str = "INITIALIZED") -> None:
         with self.db.atomic():
+            self.m.ConfigRow.create(id=experiment_id, config=json.dumps(config))
             self.m.Experiment.create(
                 id=experiment_id,
-                config=json.dumps(config),
+                config="",
                 status=status,
                 start_time=start_time,
                 log_dir=log_dir,
@@ -71,24 +77,42 @@ class ExperimentStore:
         return self.m.Experiment.select().exists()
 
     def experiment_row(self):
-        return self.m.Experiment.get()
+        """The profile row without ``config`` (read it with :meth:`config`): the config holds the
+        search space, up to 50 MB, and this row is read on every status poll and new trial."""
+        E = self.m.Experiment
+        return E.select(*[f for f in E._meta.sorted_fields if f.name != "config"]).get()
 
     def config(self) -> dict:
-        return json.loads(self.experiment_row().config)
+        try:
+            row = self.m.ConfigRow.select(self.m.ConfigRow.config).first()
+        except OperationalError:  # a store of an older version, opened read-only: no such table
+            row = None
+        if row is None:
+            row = self.m.Experiment.select(self.m.Experiment.config).get()
+        return json.loads(row.config)
+
+    def _write_config(self, config: Any) -> None:
+        text = config if isinstance(config, str) else json.dumps(config)
+        E = self.m.Experiment
+        self.m.ConfigRow.insert(id=E.select(E.id).scalar(), config=text).on_conflict_replace().execute()
+        E.update(config="").where(E.config != "").execute()  # moves an older store's copy out once
 
     def update_experiment(self, **fields: Any) -> None:
-        if "config" in fields and not isinstance(fields["config"], str):
-            fields["config"] = json.dumps(fields["config"])
+        config = fields.pop("config", None)
         if "errors" in fields and not isinstance(fields["errors"], str):
             fields["errors"] = json.dumps(fields["errors"])
         with self.db.atomic():
-            self.m.Experiment.update(**fields).execute()
+            if config is not None:
+                self._write_config(config)
+            if fields:
+                self.m.Experiment.update(**fields).execute()
 
     def update_config(self, config: dict) -> int:
         """Replace the config and bump the profile revision; returns the new revision."""
         with self.db.atomic():
             row = self.experiment_row()
-            self.m.Experiment.update(config=json.dumps(config), revision=row.revision + 1).execute()
+            self._write_config(config)
+            self.m.Experiment.update(revision=row.revision + 1).execute()
             return row.revision + 1
 
     def set_status(self, status: str, end_time: Optional[int] = None, error: Optional[str] = None) -> None:

@@ -29,7 +29,8 @@ def make_models(db: SqliteDatabase) -> SimpleNamespace:
         """The experiment profile: one row."""
 
         id = CharField(primary_key=True)
-        config = TextField()  # canonical config JSON (camelCase), updated by PUT /experiment
+        # Stores written before the config_row table held the config here; now "" (see below).
+        config = TextField()
         status = CharField()
         errors = TextField(default="[]")  # JSON list of messages (check-status)
         start_time = BigIntegerField()  # epoch ms
@@ -44,6 +45,18 @@ def make_models(db: SqliteDatabase) -> SimpleNamespace:
 
         class Meta:
             table_name = "experiment"
+
+    class ConfigRow(Base):
+        """The canonical config JSON (camelCase), updated by PUT /experiment: one row.
+
+        Its own table because SQLite rewrites a whole row on every UPDATE: with a 50 MB search
+        space in the experiment row, each status or exec-duration update rewrote 50 MB."""
+
+        id = CharField(primary_key=True)
+        config = TextField()
+
+        class Meta:
+            table_name = "experiment_config"
 
     class Trial(Base):
         trial_id = CharField(primary_key=True)
@@ -102,5 +115,6 @@ def make_models(db: SqliteDatabase) -> SimpleNamespace:
         Metric=Metric,
         TrialEvent=TrialEvent,
         ImportedData=ImportedData,
-        all=[Experiment, Trial, Metric, TrialEvent, ImportedData],
+        ConfigRow=ConfigRow,
+        all=[Experiment, ConfigRow, Trial, Metric, TrialEvent, ImportedData],
     )

@@ -11,14 +11,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Optional
 
-REGISTRY_FILE = ".experiments.sqlite"
+from nni.runtime.states import LIVE_STATES, ExperimentStatus
+
+from nni.runtime.access import REGISTRY_FILE, experiments_root, private_dir, private_file
+
 _COLUMNS = ("id", "name", "port", "pid", "status", "start_time", "end_time", "platform", "workdir", "tag")
 
 
-def experiments_root() -> Path:
-    """``$NNI_EXPERIMENTS_DIR`` or ``~/nni-experiments``."""
-    env = os.environ.get("NNI_EXPERIMENTS_DIR")
-    return Path(env).expanduser() if env else Path.home() / "nni-experiments"
 
 
 class ExperimentsRegistry:
@@ -30,7 +29,10 @@ class ExperimentsRegistry:
         self.path = self.root / REGISTRY_FILE
 
     def _connect(self) -> sqlite3.Connection:
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():  # lists every experiment of this user: owner only
+            if not self.root.exists():
+                private_dir(self.root)
+            private_file(self.path)
         conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute(
@@ -85,11 +87,11 @@ class ExperimentsRegistry:
         (killed or crashed without updating the registry)."""
         status = row.get("status")
         pid = row.get("pid")
-        if status in ("INITIALIZED", "RUNNING", "NO_MORE_TRIAL", "STOPPING", "DONE", "ERROR", "VIEWED") and pid:
+        if status in ExperimentStatus.__members__ and status != ExperimentStatus.STOPPED and pid:
             try:
                 os.kill(int(pid), 0)
             except ProcessLookupError:
-                return "STOPPED" if status in ("INITIALIZED", "RUNNING", "NO_MORE_TRIAL", "STOPPING") else status
+                return ExperimentStatus.STOPPED.value if status in LIVE_STATES else status
             except (PermissionError, ValueError, OverflowError):
                 pass
         return status

@@ -5,6 +5,13 @@ parameter string), ``run.sh`` (the launch script, kept for debugging), ``stdout`
 (``trial.log`` is a hard link to it, so it "includes stdout" as the docs say), ``stderr``,
 ``.nni/metrics`` (written by the trial API) and ``.nni/state`` (``<exit code> <epoch ms>``).
 
+Trials do not outlive their manager: the service holds the write end of a pipe (the
+"lifeline") whose read end every ``run.sh`` inherits. A watcher in ``run.sh`` blocks reading
+it; when the manager exits in any way (``kill -9`` included) the kernel closes the write end,
+the read returns EOF and the watcher writes ``.nni/manager_died`` (``<epoch ms>``), sends
+SIGTERM to the trial's process group and SIGKILL ``LIFELINE_GRACE`` seconds later. ``nnictl
+resume`` then records the trial as SYS_CANCELED, saying so (``nni.server.resume``).
+
 Metrics are tailed by one polling loop (every ``poll_interval`` seconds, 20 ms by default) so
 a record reaches the manager well within 100 ms of being written, with no inotify.
 """
@@ -39,6 +46,8 @@ _logger = logging.getLogger("nni.training_services.local")
 
 STDERR_TAIL_BYTES = 4096
 UNKNOWN_EXIT = -255
+MANAGER_DIED_FILE = "manager_died"  # in <trial>/.nni/: written by run.sh when the lifeline breaks
+LIFELINE_GRACE = 3  # seconds between SIGTERM and SIGKILL once the manager is gone
 
 
 class MetricsFileTailer:
@@ -127,9 +136,9 @@ def _pidfd_supported() -> bool:
 _USE_PIDFD = _pidfd_supported()
 
 
-async def _spawn(argv: list[str], env: dict):
-    """Start ``argv`` in a new session with stdio on /dev/null; returns an object with
-    ``pid``, ``returncode`` and ``async wait()``."""
+async def _spawn(argv: list[str], env: dict, keep_fds: tuple = ()):
+    """Start ``argv`` in a new session with stdio on /dev/null (and ``keep_fds``, which must be
+    inheritable, open); returns an object with ``pid``, ``returncode`` and ``async wait()``."""
     if _USE_PIDFD:
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -146,6 +155,7 @@ async def _spawn(argv: list[str], env: dict):
         stderr=asyncio.subprocess.DEVNULL,
         env=env,
         start_new_session=True,
+        pass_fds=keep_fds,
     )
 
 
@@ -202,6 +212,7 @@ class LocalTrainingService(TrainingService):
         self._wake = asyncio.Event()
         self._stopping = False
         self._trials_dir = Path(context.experiment_dir) / "trials"
+        self._lifeline: Optional[tuple[int, int]] = None  # (read end given to trials, write end kept)
 
     # ----- lifecycle -----
 
@@ -212,6 +223,10 @@ class LocalTrainingService(TrainingService):
 
     async def start(self) -> None:
         self._trials_dir.mkdir(parents=True, exist_ok=True)
+        if self._lifeline is None:
+            read_fd, write_fd = os.pipe()  # both ends close-on-exec: only trials get the read end
+            os.set_inheritable(read_fd, True)
+            self._lifeline = (read_fd, write_fd)
         self._queue()
         if self._poll_task is None:
             self._poll_task = asyncio.get_running_loop().create_task(self._poll_loop())
@@ -233,6 +248,10 @@ class LocalTrainingService(TrainingService):
             except asyncio.CancelledError:
                 pass
             self._poll_task = None
+        if self._lifeline is not None:  # every trial has ended: nothing is left to supervise
+            for fd in self._lifeline:
+                os.close(fd)
+            self._lifeline = None
         self._end_events()
 
     # ----- trials -----
@@ -331,10 +350,28 @@ class LocalTrainingService(TrainingService):
         lines = ["#!/bin/bash", f"cd {q(code_dir)}"]
         lines += [f"export {k}={q(v)}" for k, v in env.items()]
         lines.append(f"export PATH={q(os.path.dirname(sys.executable))}:\"$PATH\"")
-        lines.append(f"eval {q(command)} 1>>{q(trial_dir + '/stdout')} 2>>{q(trial_dir + '/stderr')}")
-        lines.append("rc=$?")
         # ${EPOCHREALTIME} (bash 5) spares a `date` process per trial.
-        lines.append('if [ -n "$EPOCHREALTIME" ]; then t=${EPOCHREALTIME/./}; t=${t:0:13}; else t=$(date +%s%3N); fi')
+        now = 'if [ -n "$EPOCHREALTIME" ]; then t=${EPOCHREALTIME/./}; t=${t:0:13}; else t=$(date +%s%3N); fi'
+        fd = self._lifeline[0] if self._lifeline is not None else None
+        close = ""
+        if fd is not None:
+            # The watcher: EOF on the lifeline means the manager is gone (see the module doc).
+            # Skipped when the fd is not open (run.sh started by hand). It ignores the SIGTERM
+            # it sends to its own group so that the SIGKILL follows.
+            died = q(trial_dir + "/.nni/" + MANAGER_DIED_FILE)
+            lines.append(
+                f"if {{ : <&{fd}; }} 2>/dev/null; then"
+                f" ( trap - EXIT; read -r -u {fd} _; trap '' TERM; {now}; echo $t >{died};"
+                f" kill -TERM -- -$$; sleep {LIFELINE_GRACE}; kill -KILL -- -$$ ) </dev/null >/dev/null 2>&1 &"
+                " nni_watcher=$!; fi"
+            )
+            close = f" {fd}<&-"  # the trial itself does not hold the lifeline
+            # an EXIT trap also runs when the command itself calls `exit`; after the state file
+            # on a normal end, so a manager dying meanwhile cannot hide the exit code
+            lines.append('trap \'[ -n "$nni_watcher" ] && kill $nni_watcher 2>/dev/null\' EXIT')
+        lines.append(f"eval {q(command)}{close} 1>>{q(trial_dir + '/stdout')} 2>>{q(trial_dir + '/stderr')}")
+        lines.append("rc=$?")
+        lines.append(now)
         lines.append(f"echo $rc $t >{q(trial_dir + '/.nni/state')}")
         lines.append("exit $rc")
         return "\n".join(lines) + "\n"
@@ -357,7 +394,8 @@ class LocalTrainingService(TrainingService):
         full_env.update(env)
         full_env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + full_env.get("PATH", "")
         try:
-            run.process = await _spawn(["/bin/bash", str(trial_dir / "run.sh")], full_env)
+            keep = (self._lifeline[0],) if self._lifeline is not None else ()
+            run.process = await _spawn(["/bin/bash", str(trial_dir / "run.sh")], full_env, keep)
         except OSError as err:
             self.gpu.release(detail.id)
             self._set_status(detail, TrialJobStatus.FAILED, f"cannot start the trial: {err}")

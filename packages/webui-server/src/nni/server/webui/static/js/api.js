@@ -1,6 +1,8 @@
 // REST client of the web UI. Every path is relative to the page's <base href>, which the
 // server sets to its URL prefix, so the UI works behind `--url_prefix` unchanged.
-const API_ROOT = 'api/v1/nni';
+// Routes are called by name: their methods and paths come from the server's route table
+// (constants.js, generated from nni.runtime.rest_api.ROUTES), so the UI types no REST path.
+import { API_ROOT, ROUTES } from './constants.js';
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -9,11 +11,24 @@ export class ApiError extends Error {
   }
 }
 
-function url(path) {
-  return new URL(`${API_ROOT}/${path.replace(/^\//, '')}`, document.baseURI).toString();
+function route(name) {
+  const r = ROUTES[name];
+  if (!r) throw new Error(`no REST route named ${name}`);
+  return r;
 }
 
-async function request(method, path, body, { text = false } = {}) {
+/** URL of route `name` with its `{placeholders}` filled from `params` and a query string. */
+function path(name, params = {}, query = {}) {
+  let p = route(name).path.replace(/\{(\w+)\}/g, (_, key) => {
+    if (params[key] === undefined) throw new Error(`route ${name} needs path parameter ${key}`);
+    return encodeURIComponent(params[key]);
+  });
+  const q = new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined && v !== null));
+  if ([...q].length) p += `?${q}`;
+  return new URL(`${API_ROOT}/${p}`, document.baseURI).toString();
+}
+
+async function request(method, url, body, text = false) {
   const init = { method, headers: { Accept: text ? 'text/plain' : 'application/json' }, credentials: 'same-origin' };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
@@ -21,7 +36,7 @@ async function request(method, path, body, { text = false } = {}) {
   }
   let response;
   try {
-    response = await fetch(url(path), init);
+    response = await fetch(url, init);
   } catch (err) {
     throw new ApiError(0, `Cannot reach the NNI manager (${err.message}); is the experiment still running?`);
   }
@@ -54,10 +69,8 @@ export function parseJson(raw) {
 }
 
 export const api = {
-  url,
-  get: (path) => request('GET', path),
-  getText: (path) => request('GET', path, undefined, { text: true }),
-  post: (path, body) => request('POST', path, body),
-  put: (path, body) => request('PUT', path, body),
-  del: (path) => request('DELETE', path),
+  path,
+  /** Call route `name` (see nni.runtime.rest_api.ROUTES); `text`: answer as text, not JSON. */
+  call: (name, { params = {}, query = {}, body, text = false } = {}) =>
+    request(route(name).method, path(name, params, query), body, text),
 };

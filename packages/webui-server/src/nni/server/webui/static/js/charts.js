@@ -2,12 +2,14 @@
 // manager at static/vendor/plotly.min.js (no CDN). Every chart takes compact arrays.
 import { plottable, defaultOf } from './model.js';
 import { formatNumber, formatValue, el } from './ui.js';
+import { TRIAL_STATUS } from './constants.js';
 
 export const COLORS = {
   primary: '#2563eb', best: '#f59e0b', grid: '#e5e7eb', text: '#374151', muted: '#9ca3af',
   status: {
-    SUCCEEDED: '#16a34a', FAILED: '#dc2626', RUNNING: '#2563eb', WAITING: '#a855f7',
-    USER_CANCELED: '#6b7280', SYS_CANCELED: '#6b7280', EARLY_STOPPED: '#ea580c', UNKNOWN: '#9ca3af',
+    [TRIAL_STATUS.SUCCEEDED]: '#16a34a', [TRIAL_STATUS.FAILED]: '#dc2626', [TRIAL_STATUS.RUNNING]: '#2563eb',
+    [TRIAL_STATUS.WAITING]: '#a855f7', [TRIAL_STATUS.USER_CANCELED]: '#6b7280', [TRIAL_STATUS.SYS_CANCELED]: '#6b7280',
+    [TRIAL_STATUS.EARLY_STOPPED]: '#ea580c', [TRIAL_STATUS.UNKNOWN]: '#9ca3af',
   },
 };
 

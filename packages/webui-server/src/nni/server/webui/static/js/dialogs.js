@@ -69,7 +69,7 @@ export function showLogs(initial = 'nnimanager.log') {
 
 /** Everything of the experiment in one JSON: profile, trials, intermediate metrics. */
 async function buildSummary(model) {
-  const metrics = await api.get('metric-data');
+  const metrics = await api.call('get_metric_data');
   const byTrial = new Map();
   for (const m of metrics) {
     if (!byTrial.has(m.trialJobId)) byTrial.set(m.trialJobId, []);
@@ -117,8 +117,8 @@ export async function showTrialFile(trial, filename) {
   const body = el('div', el('div.loading', 'Loading…'));
   openModal(`Trial ${trial.seq} (${trial.id}) — ${filename}`, body, { wide: true, testid: 'trial-file-dialog' });
   try {
-    const text = await api.getText(`trial-file/${encodeURIComponent(trial.id)}/${filename}`);
-    const href = api.url(`trial-file/${encodeURIComponent(trial.id)}/${filename}`);
+    const text = await api.call('get_trial_file', { params: { id: trial.id, filename }, text: true });
+    const href = api.path('get_trial_file', { id: trial.id, filename });
     fill(body, el('div.code-viewer',
       el('div.code-tools', el('span.muted', trial.logPath ? `${trial.logPath}` : ''),
         el('a.btn', { href, download: `${trial.id}-${filename}` }, icon('download'), el('span', 'Download'))),
@@ -195,7 +195,7 @@ export function showCustomizeTrial(model, trial, onDone) {
             return;
           }
           try {
-            const result = await api.post('trial-jobs', { hyperParameters: params });
+            const result = await api.call('add_customized_trial', { body: { hyperParameters: params } });
             close();
             toast(`Customized trial submitted${result && result.sequenceId !== undefined ? ` (Trial No. ${result.sequenceId})` : ''}`);
             if (onDone) onDone();
@@ -246,7 +246,7 @@ export function showTensorboard(model, trials) {
   const body = el('div');
   const render = async () => {
     let tasks = [];
-    try { tasks = await api.get('tensorboard-tasks'); } catch (err) { tasks = []; }
+    try { tasks = await api.call('list_tensorboard_tasks'); } catch (err) { tasks = []; }
     fill(body, 
       trials.length ? el('p', `Start TensorBoard on the tensorboard/ logs of ${trials.length} selected trial(s): `,
         trials.map((t) => el('code.chip', `${t.seq}-${t.id}`))) : el('p.muted', 'Select trials in the table to start a TensorBoard on their logs.'),
@@ -256,20 +256,20 @@ export function showTensorboard(model, trials) {
         el('tbody', tasks.map((task) => el('tr',
           el('td', el('a', { href: tensorboardUrl(task), target: '_blank', rel: 'noopener' }, task.id)),
           el('td', task.status), el('td', (task.trialJobIdList || []).join(', ')), el('td', String(task.port ?? '—')),
-          el('td', button('Stop', { iconName: 'stop', title: 'Stop this TensorBoard', onClick: async () => { await api.del(`tensorboard/${task.id}`).catch((e) => toast(e.message, 'error')); render(); } })))))) : el('p.muted', 'None.'),
+          el('td', button('Stop', { iconName: 'stop', title: 'Stop this TensorBoard', onClick: async () => { await api.call('stop_tensorboard', { params: { id: task.id } }).catch((e) => toast(e.message, 'error')); render(); } })))))) : el('p.muted', 'None.'),
     );
   };
   render();
   openModal('TensorBoard', body, {
     wide: true, testid: 'tensorboard-dialog',
     footer: (close) => [
-      button('Stop all TensorBoards', { iconName: 'stop', onClick: async () => { await api.del('tensorboard-tasks').catch((e) => toast(e.message, 'error')); render(); } }),
+      button('Stop all TensorBoards', { iconName: 'stop', onClick: async () => { await api.call('stop_all_tensorboards').catch((e) => toast(e.message, 'error')); render(); } }),
       button('Close', { onClick: close }),
       button('Start', {
         kind: 'primary', iconName: 'play', disabled: !trials.length, testid: 'tensorboard-start',
         onClick: async () => {
           try {
-            const task = await api.post('tensorboard', { trials: trials.map((t) => t.id).join(',') });
+            const task = await api.call('start_tensorboard', { body: { trials: trials.map((t) => t.id).join(',') } });
             toast(`TensorBoard ${task.id} starting on port ${task.port}`);
             render();
             if (task.port) setTimeout(() => window.open(tensorboardUrl(task), '_blank', 'noopener'), 1500);

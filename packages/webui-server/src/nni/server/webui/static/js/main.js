@@ -1,6 +1,7 @@
 // Web UI shell: navigation, top bar, polling loop and page routing (history API, paths
 // relative to the server's URL prefix: oview, detail, experiment).
 import { icon } from './icons.js';
+import { TRIAL_STATUS } from './constants.js';
 import { el, fill, clear, button, toast } from './ui.js';
 import { ExperimentModel } from './model.js';
 import { OverviewPage } from './pages/overview.js';
@@ -131,7 +132,7 @@ class App {
       this.banner.hidden = true;
     }
     if (m.profile) {
-      const status = m.status?.status || 'UNKNOWN';
+      const status = m.status?.status || TRIAL_STATUS.UNKNOWN;
       fill(this.expChip, 
         el(`span.status-dot.exp-st-${status.toLowerCase()}`),
         el('span.exp-chip-name', m.profile.params?.experimentName || m.profile.id),

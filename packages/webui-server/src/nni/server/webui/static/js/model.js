@@ -1,6 +1,7 @@
 // The experiment as the web UI sees it: polled from the REST API, parsed once per poll into
 // compact trial records that every page and chart reads. Nothing here touches the DOM.
 import { api, parseJson } from './api.js';
+import { EXPERIMENT_STATUS, FINAL_TRIAL_STATUSES, METRIC_TYPE } from './constants.js';
 
 /** Parse a metric `data` field: NNI stores the trial's JSON-encoded value, itself JSON-encoded. */
 export function parseMetric(data) {
@@ -41,7 +42,7 @@ function parseParameters(hyperParameters) {
   return { params: parsed && typeof parsed === 'object' ? parsed : null, source: null, parameterId: null };
 }
 
-const FINISHED = new Set(['SUCCEEDED', 'FAILED', 'USER_CANCELED', 'SYS_CANCELED', 'EARLY_STOPPED']);
+const FINISHED = new Set(FINAL_TRIAL_STATUSES);
 
 export function isFinished(status) {
   return FINISHED.has(status);
@@ -128,7 +129,7 @@ export class ExperimentModel {
 
   /** A viewed (``nnictl view``) experiment is read-only: no edit, kill or new trial. */
   get readOnly() {
-    return this.status?.status === 'VIEWED';
+    return this.status?.status === EXPERIMENT_STATUS.VIEWED;
   }
 
   get optimizeMode() {
@@ -142,11 +143,11 @@ export class ExperimentModel {
   async refresh() {
     try {
       const [status, profile, jobs, latest, version] = await Promise.all([
-        api.get('check-status'),
-        api.get('experiment'),
-        api.get('trial-jobs'),
-        api.get('metric-data-latest').catch(() => []),
-        this.version === null ? api.get('version').catch(() => 'unknown') : this.version,
+        api.call('get_status'),
+        api.call('get_experiment_profile'),
+        api.call('list_trial_jobs'),
+        api.call('get_metric_data_latest').catch(() => []),
+        this.version === null ? api.call('get_version').catch(() => 'unknown') : this.version,
       ]);
       this.version = version;
       this.status = status;
@@ -265,7 +266,7 @@ export class ExperimentModel {
     const missing = ids.filter((id) => !this.intermediate.has(id));
     if (!missing.length) return this.intermediate;
     if (missing.length > 50 && this.trials.length <= 2000) {
-      const records = await api.get('metric-data?type=PERIODICAL');
+      const records = await api.call('get_metric_data', { query: { type: METRIC_TYPE.PERIODICAL } });
       const grouped = new Map();
       for (const r of records) {
         if (r.type !== 'PERIODICAL') continue;
@@ -280,7 +281,7 @@ export class ExperimentModel {
       while (queue.length) {
         const id = queue.shift();
         try {
-          const records = await api.get(`metric-data/${encodeURIComponent(id)}?type=PERIODICAL`);
+          const records = await api.call('get_trial_metric_data', { params: { job_id: id }, query: { type: METRIC_TYPE.PERIODICAL } });
           this.intermediate.set(id, records.filter((r) => r.type === 'PERIODICAL')
             .map((r) => ({ seq: r.sequence, value: parseMetric(r.data) })).sort((a, b) => a.seq - b.seq));
         } catch {

@@ -1,5 +1,6 @@
 // Small DOM helpers shared by every page: element builder, modal, toast, formatting.
 import { icon } from './icons.js';
+import { TRIAL_STATUS, TRIAL_STATUSES as SERVER_TRIAL_STATUSES } from './constants.js';
 
 /**
  * Build an element: el('div.card#top', {onclick, title, dataset: {...}}, child, 'text', [more]).
@@ -132,10 +133,12 @@ export function toPython(v, indent = 0) {
 
 // ---------------------------------------------------------------- status colours
 
-export const TRIAL_STATUSES = ['WAITING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'USER_CANCELED', 'SYS_CANCELED', 'EARLY_STOPPED', 'UNKNOWN'];
+/** The server's trial statuses, the unknown one last (filters, counts and charts list it after the others). */
+export const TRIAL_STATUSES = [...SERVER_TRIAL_STATUSES.filter((s) => s !== TRIAL_STATUS.UNKNOWN), TRIAL_STATUS.UNKNOWN];
 
 export function statusBadge(status) {
-  return el(`span.badge.st-${String(status || 'UNKNOWN').toLowerCase()}`, { dataset: { status } }, status || 'UNKNOWN');
+  const shown = status || TRIAL_STATUS.UNKNOWN;
+  return el(`span.badge.st-${String(shown).toLowerCase()}`, { dataset: { status } }, shown);
 }
 
 // ---------------------------------------------------------------- clipboard / download

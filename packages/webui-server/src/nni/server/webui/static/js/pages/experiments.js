@@ -1,9 +1,13 @@
 // All experiments page: this machine's experiments registry, filtered by status and text.
 import { api } from '../api.js';
 import { icon } from '../icons.js';
+import { ENDED_EXPERIMENT_STATUSES, EXPERIMENT_STATUS, EXPERIMENT_STATUSES } from '../constants.js';
 import { el, fill, formatTime, formatDuration, copyText } from '../ui.js';
 
-const STATUS_ORDER = ['RUNNING', 'INITIALIZED', 'NO_MORE_TRIAL', 'TUNER_NO_MORE_TRIAL', 'DONE', 'STOPPED', 'STOPPING', 'VIEWED', 'ERROR'];
+// Filter chips: running experiments first, then the server's order.
+const STATUS_ORDER = [...new Set([EXPERIMENT_STATUS.RUNNING, ...EXPERIMENT_STATUSES])];
+// No manager serves these (a viewed one is served read-only by `nnictl view`, not linked).
+const NOT_LINKED = new Set([...ENDED_EXPERIMENT_STATUSES, EXPERIMENT_STATUS.VIEWED]);
 
 export class ExperimentsPage {
   constructor(ctx) {
@@ -27,7 +31,7 @@ export class ExperimentsPage {
 
   async update() {
     try {
-      const items = await api.get('experiments-info');
+      const items = await api.call('get_experiments_info');
       this.items = Array.isArray(items) ? items : [];
       this.error = null;
     } catch (err) {
@@ -60,7 +64,7 @@ export class ExperimentsPage {
       class: k ? 'sortable' : '', onclick: k ? () => { this.sort = { key: k, dir: this.sort.key === k ? -this.sort.dir : 1 }; this.render(); } : undefined,
     }, label, k ? icon(this.sort.key === k ? (this.sort.dir > 0 ? 'sortAsc' : 'sortDesc') : 'sortNone', 'sort-icon') : null)));
     const body = rows.map((x) => {
-      const live = x.status && !['STOPPED', 'DONE', 'ERROR', 'VIEWED'].includes(x.status) && x.port;
+      const live = x.status && !NOT_LINKED.has(x.status) && x.port;
       let idCell;
       if (x.id === current) {
         idCell = el('a', { href: 'oview', dataset: { link: 'oview' } }, el('code', x.id), el('span.chip.here', 'this'));

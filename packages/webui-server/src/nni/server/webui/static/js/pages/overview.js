@@ -1,12 +1,15 @@
 // Overview page: experiment information, duration and budget, trial counts, top trials.
 import { api } from '../api.js';
 import { icon } from '../icons.js';
+import { TRIAL_STATUS, UNFINISHED_TRIAL_STATUSES, UPDATE_TYPE } from '../constants.js';
 import { el, fill, formatDuration, formatTime, formatNumber, statusBadge, toast, copyText, TRIAL_STATUSES } from '../ui.js';
 import { topTrialsChart, COLORS } from '../charts.js';
 import { showLogs } from '../dialogs.js';
 import { paramsView } from './trial-table.js';
 
 const UNITS = { s: 1, m: 60, h: 3600, d: 86400 };
+// Trial counts the overview shows only when some trial has that status.
+const RARE_STATUSES = new Set([TRIAL_STATUS.SYS_CANCELED, TRIAL_STATUS.UNKNOWN]);
 
 function trialCommand(params) {
   if (params.trialCommand) return params.trialCommand;
@@ -114,16 +117,17 @@ export class OverviewPage {
   }
 
   async saveParam(model, updateType, field, value) {
-    const profile = model.profile;
-    const body = { ...profile, params: { ...profile.params, [field]: value } };
-    await api.put(`experiment?update_type=${updateType}`, body);
+    // only the changed field: the whole profile carries the search space (up to 50 MB) twice
+    const body = { params: { [field]: value } };
+    await api.call('update_experiment_profile', { query: { update_type: updateType }, body });
   }
 
   renderLeft(model) {
     const p = model.profile;
     const params = p.params || {};
-    const status = model.status?.status || 'UNKNOWN';
+    const status = model.status?.status || TRIAL_STATUS.UNKNOWN;
     const errors = model.status?.errors || [];
+    const warnings = model.status?.warnings || [];  // transient (e.g. a dispatcher not answering): gone once resolved
     const best = model.best();
     const counts = model.counts();
     const total = model.trials.length;
@@ -132,7 +136,7 @@ export class OverviewPage {
     const maxDuration = params.maxExecDuration;
     const maxTrials = params.maxTrialNum;
     const remaining = maxDuration ? Math.max(0, maxDuration - elapsed) : null;
-    const finished = total - (counts.RUNNING || 0) - (counts.WAITING || 0) - (counts.UNKNOWN || 0);
+    const finished = total - UNFINISHED_TRIAL_STATUSES.reduce((n, s) => n + (counts[s] || 0), 0);
 
     const info = el('div.card.exp-card',
       el('div.exp-head',
@@ -149,6 +153,10 @@ export class OverviewPage {
         errors.map((e) => el('pre.error-text', e)),
         el('div', 'Learn about: ', el('a', { href: '#', onclick: (e) => { e.preventDefault(); showLogs('nnimanager.log'); } }, 'NNI manager log'), ' · ',
           el('a', { href: '#', onclick: (e) => { e.preventDefault(); showLogs('dispatcher.log'); } }, 'dispatcher log'))) : null,
+      warnings.length ? el('div.warning-box', { dataset: { testid: 'exp-warning' } },
+        el('div.error-title', icon('alert'), el('b', 'Warning')),
+        warnings.map((w) => el('pre.error-text', w)),
+        el('div', 'Learn about: ', el('a', { href: '#', onclick: (e) => { e.preventDefault(); showLogs('dispatcher.log'); } }, 'dispatcher log'))) : null,
       el('dl.info-list',
         infoRow('folder', 'Experiment directory', p.logDir, true),
         infoRow('terminal', 'Trial command', trialCommand(params), true),
@@ -172,7 +180,7 @@ export class OverviewPage {
           if (!Number.isFinite(n) || n <= 0) throw new Error(`Max duration must be a positive number, got "${text}"`);
           return Math.round(n * UNITS[unit]);
         },
-        save: (v) => this.saveParam(model, 'MAX_EXEC_DURATION', 'maxExecDuration', v), refreshAfter: () => this.ctx.refresh(), readOnly: model.readOnly,
+        save: (v) => this.saveParam(model, UPDATE_TYPE.MAX_EXEC_DURATION, 'maxExecDuration', v), refreshAfter: () => this.ctx.refresh(), readOnly: model.readOnly,
       }));
 
     const statusOrder = TRIAL_STATUSES.filter((s) => counts[s]);
@@ -180,7 +188,7 @@ export class OverviewPage {
       el('h2.card-title', icon('detail'), 'Trial numbers'),
       el('div.progress', { title: `${finished} finished of ${maxTrials || total}` },
         statusOrder.map((s) => el('div.progress-seg', { style: { width: `${(100 * counts[s]) / Math.max(maxTrials || 0, total, 1)}%`, background: COLORS.status[s] } }))),
-      el('div.count-grid', ['SUCCEEDED', 'FAILED', 'RUNNING', 'WAITING', 'USER_CANCELED', 'EARLY_STOPPED'].map((s) => el('div.count',
+      el('div.count-grid', TRIAL_STATUSES.filter((s) => counts[s] || !RARE_STATUSES.has(s)).map((s) => el('div.count',
         { dataset: { testid: `count-${s}` } },
         el('span.dot', { style: { background: COLORS.status[s] } }),
         el('span.count-label', s.replace('_', ' ').toLowerCase()),
@@ -189,13 +197,13 @@ export class OverviewPage {
       editable({
         label: 'Max trial number', testid: 'edit-max-trials', value: maxTrials ?? '', display: maxTrials ?? 'unlimited',
         parse: (text) => positiveInt(text, 'Max trial number'),
-        save: (v) => this.saveParam(model, 'MAX_TRIAL_NUM', 'maxTrialNum', v), refreshAfter: () => this.ctx.refresh(), readOnly: model.readOnly,
+        save: (v) => this.saveParam(model, UPDATE_TYPE.MAX_TRIAL_NUM, 'maxTrialNum', v), refreshAfter: () => this.ctx.refresh(), readOnly: model.readOnly,
       }),
       editable({
         label: 'Concurrency', testid: 'edit-concurrency', value: params.trialConcurrency ?? 1, display: String(params.trialConcurrency ?? 1),
         tip: 'How many trials run at the same time',
         parse: (text) => positiveInt(text, 'Concurrency'),
-        save: (v) => this.saveParam(model, 'TRIAL_CONCURRENCY', 'trialConcurrency', v), refreshAfter: () => this.ctx.refresh(), readOnly: model.readOnly,
+        save: (v) => this.saveParam(model, UPDATE_TYPE.TRIAL_CONCURRENCY, 'trialConcurrency', v), refreshAfter: () => this.ctx.refresh(), readOnly: model.readOnly,
       }));
 
     // Keep an open inline editor across refreshes.

@@ -2,6 +2,7 @@
 // expansion (parameters, logs, intermediate graph, error), selection and per-trial actions.
 import { api } from '../api.js';
 import { icon } from '../icons.js';
+import { TRIAL_STATUS } from '../constants.js';
 import {
   el, fill, button, clear, formatDuration, formatTime, formatValue, statusBadge,
   toast, copyText, confirmDialog, tabs, TRIAL_STATUSES,
@@ -209,10 +210,10 @@ export class TrialTable {
   }
 
   async kill(model, trial) {
-    const ok = await confirmDialog('Kill trial', `Kill trial ${trial.seq} (${trial.id})? It stops at once and is marked USER_CANCELED.`, 'Kill');
+    const ok = await confirmDialog('Kill trial', `Kill trial ${trial.seq} (${trial.id})? It stops at once and is marked ${TRIAL_STATUS.USER_CANCELED}.`, 'Kill');
     if (!ok) return;
     try {
-      await api.del(`trial-jobs/${encodeURIComponent(trial.id)}`);
+      await api.call('cancel_trial_job', { params: { id: trial.id } });
       toast(`Trial ${trial.id} is being killed`);
       await this.ctx.refresh();
     } catch (err) {
@@ -241,15 +242,15 @@ export class TrialTable {
         },
       },
     ];
-    if (t.status === 'FAILED' || t.message) {
+    if (t.status === TRIAL_STATUS.FAILED || t.message) {
       tabsList.push({
         id: 'error', label: 'Error', render: () => el('div.error-box',
-          el('div.error-title', icon('alert'), el('b', t.status === 'FAILED' ? 'This trial failed' : 'Message')),
+          el('div.error-title', icon('alert'), el('b', t.status === TRIAL_STATUS.FAILED ? 'This trial failed' : 'Message')),
           t.message ? el('pre.error-text', t.message) : el('p', 'The trial exited with an error; its stderr tells why.'),
           button('View trial error (stderr)', { iconName: 'log', onClick: () => showTrialFile(t, 'stderr') })),
       });
     }
-    const active = this.expanded.get(t.id) || (t.status === 'FAILED' ? 'error' : 'params');
+    const active = this.expanded.get(t.id) || (t.status === TRIAL_STATUS.FAILED ? 'error' : 'params');
     return tabs(tabsList, { active: tabsList.some((x) => x.id === active) ? active : 'params', onChange: (id) => this.expanded.set(t.id, id), className: 'small' });
   }
 
@@ -284,7 +285,7 @@ export class TrialTable {
         cols.map((c) => el('td', { class: c.numeric ? 'num' : '', dataset: { col: c.id } }, c.render(t))),
         el('td.ops',
           model.readOnly ? null : el('button.icon-btn', { type: 'button', title: running ? 'Kill this trial' : 'Only a running or waiting trial can be killed', disabled: !running, dataset: { testid: 'kill' }, onclick: () => this.kill(model, t) }, icon('kill')),
-          model.readOnly ? null : el('button.icon-btn', { type: 'button', title: t.status === 'FAILED' ? 'Rerun / customize' : 'Customized trial from these parameters', dataset: { testid: 'customize' }, onclick: () => showCustomizeTrial(model, t, () => this.ctx.refresh()) }, icon(t.status === 'FAILED' ? 'rerun' : 'edit')),
+          model.readOnly ? null : el('button.icon-btn', { type: 'button', title: t.status === TRIAL_STATUS.FAILED ? 'Rerun / customize' : 'Customized trial from these parameters', dataset: { testid: 'customize' }, onclick: () => showCustomizeTrial(model, t, () => this.ctx.refresh()) }, icon(t.status === TRIAL_STATUS.FAILED ? 'rerun' : 'edit')),
           el('button.icon-btn', { type: 'button', title: 'Copy parameters as Python', onclick: () => copyAsPython(t) }, icon('python')))));
       if (open) body.push(el('tr.expanded-row', el('td', { colSpan: ncols }, this.expandedView(model, t))));
     }
