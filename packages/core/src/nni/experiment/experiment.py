@@ -111,7 +111,6 @@ class Experiment:
         self._token: Union[str, bool, None] = None  # None: found by RestClient; False: none
         self._exp_dir: Optional[Path] = None  # known after start(); else from the registry
         self._process: Optional[subprocess.Popen] = None
-        self._launch_log: Optional[str] = None
         self._atexit_registered = False
 
     # ----- launching -----
@@ -191,7 +190,6 @@ class Experiment:
         if log_path is None:
             fd, log_path = tempfile.mkstemp(prefix="nni-manager-", suffix=".log")
             os.close(fd)
-        self._launch_log = log_path
         with open(log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "nni.server", *args],
@@ -420,17 +418,9 @@ class Experiment:
                     raise KeyError(f"trial {path_params['id']!r} not found in experiment {self.id}")
                 return trial
             if name == "get_experiment_profile":
-                from nni.server.api.handlers import profile_params, read_cluster_metadata
+                from nni.runtime.experiment_profile import experiment_profile, read_cluster_metadata
 
-                row = store.experiment_row()
-                profile = {
-                    "id": row.id, "revision": row.revision, "execDuration": row.exec_duration, "logDir": row.log_dir,
-                    "nextSequenceId": row.next_sequence_id, "startTime": row.start_time,
-                    "params": profile_params(store.config(), read_cluster_metadata(path.parent)),
-                }
-                if row.end_time is not None:
-                    profile["endTime"] = row.end_time
-                return profile
+                return experiment_profile(store.experiment_row(), store.config(), read_cluster_metadata(path.parent))
         finally:
             store.close()
         raise RunningExperimentError(f"{name}: the experiment is stopped; start or resume it first")

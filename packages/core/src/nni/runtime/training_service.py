@@ -14,6 +14,7 @@ Lifecycle, as the manager drives it::
     await ts.start()                      # background loops (status polling, metric tailing)
     detail = await ts.submit(TrialSpec(...))
     async for event in ts.events(): ...   # StateEvent / MetricEvent, in order per trial
+    await ts.send_parameter(trial_id, line)  # multi-phase: the next set a trial asked for
     await ts.cancel(trial_id, early_stopped=True)
     await ts.stop()                       # cancel what runs, free resources (cleanUp)
 
@@ -182,6 +183,16 @@ class TrainingService(abc.ABC):
     async def cancel(self, trial_id: str, early_stopped: bool = False, status: Optional[TrialJobStatus] = None) -> None:
         """Stop a trial. Its final state is EARLY_STOPPED when ``early_stopped``, else ``status``
         (default USER_CANCELED). Cancelling a finished trial does nothing."""
+
+    @abc.abstractmethod
+    async def send_parameter(self, trial_id: str, parameter: str) -> None:
+        """Hand trial ``trial_id`` one more parameter set (NNI's ``updateTrialJob``).
+
+        ``parameter`` is the dispatcher's ``SP`` payload, a JSON object with
+        ``parameter_index``; a multi-phase trial waiting in ``nni.get_next_parameter()`` for
+        that index receives it (``"parameters": null`` there means no more). Delivered through
+        the platform's trial channel, never by the manager writing into the trial's folder.
+        ``KeyError`` for an unknown trial; a finished trial ignores it."""
 
     @abc.abstractmethod
     async def stop(self) -> None:

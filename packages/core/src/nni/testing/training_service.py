@@ -15,6 +15,7 @@ use the real trial API (``import nni``), so ``nni`` must be importable where tri
 """
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 import sys
@@ -46,6 +47,15 @@ CONTRACT_TRIAL = textwrap.dedent(
                                           "NNI_SYS_DIR", "NNI_OUTPUT_DIR", "MULTI_PHASE")}
     if mode == "env":
         nni.report_final_result({"default": 1, "env": env, "cwd": os.getcwd()})
+        sys.exit(0)
+    if mode == "phases":  # multi-phase: each later set comes through TrainingService.send_parameter
+        finals = [params["final"]]
+        while True:
+            more = nni.get_next_parameter()
+            if more is None:
+                break
+            finals.append(more["final"])
+        nni.report_final_result({"default": sum(finals), "finals": finals})
         sys.exit(0)
     for i in range(params.get("steps", 3)):
         nni.report_intermediate_result(i)
@@ -81,14 +91,15 @@ def _parameter(params: dict, pid: int = 0) -> str:
     return json.dumps({"parameter_id": pid, "parameter_source": "algorithm", "parameters": params, "parameter_index": 0})
 
 
-class TrainingServiceContract:
+class TrainingServiceContract(abc.ABC):
     """Behaviour shared by every training service. Subclasses implement :meth:`make_service`."""
 
     #: seconds to wait for a trial to finish
     timeout: float = 60
 
+    @abc.abstractmethod
     def make_service(self, context: ExperimentContext, config: Optional[dict] = None) -> TrainingService:
-        raise NotImplementedError("subclasses return the training service under test")
+        """The training service under test, not started."""
 
     # ----- fixtures -----
 
@@ -217,3 +228,36 @@ class TrainingServiceContract:
         ts = self.make_service(context)
         with pytest.raises(KeyError):
             ts.get_trial_job("nope!")
+
+    def test_send_parameter_reaches_the_waiting_trial(self, context: ExperimentContext) -> None:
+        """Multi-phase: the trial asks (a REQUEST_PARAMETER record), the manager answers with
+        :meth:`~TrainingService.send_parameter`; a set with ``"parameters": null`` ends it."""
+
+        async def go():
+            ts = self.make_service(context)
+            await ts.start()
+            with pytest.raises(KeyError):
+                await ts.send_parameter("nope!", _parameter({"final": 1}))
+            first = _parameter({"mode": "phases", "final": 1})
+            await ts.submit(TrialSpec("multi", 0, first, env={"MULTI_PHASE": "true"}))
+            events: list = []
+            answers = iter([{"final": 10}, {"final": 100}, None])
+            async for ev in ts.events():
+                events.append(ev)
+                if isinstance(ev, MetricEvent) and ev.record["type"] == "REQUEST_PARAMETER":
+                    index = ev.record["parameter_index"]
+                    params = next(answers)
+                    line = {"parameter_id": None if params is None else index, "parameter_source": "algorithm",
+                            "parameters": params, "parameter_index": index}
+                    await ts.send_parameter("multi", json.dumps(line))
+                if isinstance(ev, StateEvent) and ev.status.is_final:
+                    break
+            await ts.stop()
+            return events
+
+        events = self._run(go())
+        asked = [e.record["parameter_index"] for e in events if isinstance(e, MetricEvent) and e.record["type"] == "REQUEST_PARAMETER"]
+        assert asked == [1, 2, 3]
+        final = [e.record for e in events if isinstance(e, MetricEvent) and e.record["type"] == "FINAL"]
+        assert len(final) == 1 and json.loads(final[0]["value"])["finals"] == [1, 10, 100]
+        assert [e.status for e in events if isinstance(e, StateEvent)][-1] == TrialJobStatus.SUCCEEDED

@@ -190,7 +190,7 @@ class Manager:
             workdir=str(exp_dir),
         )
         self.scheduler = TrialScheduler(
-            self.experiment_id, str(exp_dir), config, self.store, ts, self.registry, o.port, resume=bool(o.resume),
+            self.experiment_id, str(exp_dir), config, self.store, ts, self.registry, resume=bool(o.resume),
             early_dispatcher=None if o.debug else o.early_dispatcher,
         )
         # Trials first, REST second: importing aiohttp takes a few hundred ms, done in a thread
@@ -203,7 +203,7 @@ class Manager:
             _logger.exception("Cannot start the experiment")
             if not self.store.has_experiment():
                 self.store.create_experiment(self.experiment_id, config, str(exp_dir), _now_ms(), "ERROR")
-            self.scheduler._set_status("ERROR", error=str(err))
+            self.scheduler.set_status("ERROR", error=str(err))
         await web_import
         from .api import RestHandlers
 

@@ -1,4 +1,7 @@
-"""What a resumed experiment does with trials its previous manager left unfinished.
+"""Resume: what a resumed experiment replays to its tuner and does with unfinished trials.
+
+The finished trials of earlier runs (and imported data) are replayed to the new dispatcher
+(:func:`replay_data`).
 
 For each trial still WAITING or RUNNING in the store (the manager was stopped by a crash or
 ``kill -9``):
@@ -93,6 +96,30 @@ def _pending_requeues(store: ExperimentStore) -> list[str]:
         (REQUEUE_EVENT, REQUEUED_EVENT),
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def replay_data(store: ExperimentStore) -> list[dict]:
+    """Finished trials of earlier runs and imported data, as ``FD`` items for the tuner of a
+    resumed experiment (``parameter_id`` keeps ids unique)."""
+    items = []
+    finals: dict[str, dict] = {}
+    for rec in store.metric_data(metric_type="FINAL"):
+        finals.setdefault(rec["trialJobId"], rec)
+    for row in store.trial_rows():
+        rec = finals.get(row.trial_id)
+        if rec is None:
+            continue
+        try:
+            packed = json.loads(row.parameter)
+        except ValueError:
+            continue
+        try:
+            value = json.loads(rec["data"])
+        except ValueError:
+            value = rec["data"]
+        items.append({"parameter": packed.get("parameters"), "value": value, "parameter_id": packed.get("parameter_id"), "trial_job_id": row.trial_id})
+    items.extend(store.imported_data())
+    return items
 
 
 def recover_interrupted_trials(store: ExperimentStore, logger: logging.Logger) -> list[str]:

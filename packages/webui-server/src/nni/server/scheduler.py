@@ -1,24 +1,27 @@
 """The experiment engine: keeps ``trialConcurrency`` trials running and routes their results.
 
-One :class:`TrialScheduler` per manager process, all on one asyncio loop. It connects three
-parts: the store (every state change and metric is committed before it is acted on), the
-dispatcher child process (tuner / assessor / advisor), and a training service.
+One :class:`TrialScheduler` per manager process, all on one asyncio loop. It is the thin
+coordinator of four parts, each in its own module:
 
-Experiment states: INITIALIZED -> RUNNING -> NO_MORE_TRIAL (budget reached or tuner exhausted,
-running trials finish) -> DONE; STOPPING -> STOPPED on request; ERROR when the dispatcher or
-the training service fails (the message is in check-status). Raising ``maxTrialNumber`` or
-``maxExperimentDuration`` of a NO_MORE_TRIAL / DONE experiment makes it RUNNING again.
+* :mod:`nni.server.budget` -- limits, the trial table and the experiment status machine
+  (INITIALIZED -> RUNNING -> NO_MORE_TRIAL -> DONE; STOPPING -> STOPPED; ERROR);
+* :mod:`nni.server.routing` -- the dispatcher (tuner / assessor / advisor) process: commands
+  in and out, bounded requests, liveness warnings;
+* the store (:mod:`nni.server.store`) -- every state change and metric is committed before it
+  is acted on; the scheduler calls ``create_experiment``, ``experiment_row``,
+  ``update_experiment``, ``set_status``, ``update_config``, ``add_trial``, ``update_trial``,
+  ``trial_state``, ``trial_rows``, ``add_metrics``, ``add_event``, ``next_sequence_id``,
+  ``add_imported_data`` and nothing else (a test holds it to this list);
+* :mod:`nni.server.resume` -- what a resumed experiment replays and re-queues;
 
-A dispatcher that leaves its commands unread for ``NNI_DISPATCHER_TIMEOUT`` seconds (default
-60; stopped, deadlocked or stuck in the algorithm) does not change the state: check-status
-gets a ``warnings`` entry (shown by the web UI) and the log a warning; both clear when it reads
-again. When the dispatcher dies the experiment is ERROR; trials still running when it is then
-stopped become SYS_CANCELED with the reason, do not count toward ``maxTrialNumber`` and are
-re-queued by ``resume``, as after a manager crash.
+and the training service, through its contract (:mod:`nni.runtime.training_service`) only:
+the scheduler never touches a trial's folder (multi-phase parameters go through
+``TrainingService.send_parameter``), so every platform works the same.
 
-Budgets follow the docs: ``maxTrialNumber`` counts created trials (trials re-queued after a
-manager crash replace the interrupted ones and do not count twice); ``maxExperimentDuration``
-counts time spent RUNNING. Reaching either stops the creation of trials; running trials go on.
+When the dispatcher dies the experiment is ERROR; trials still running when it is then stopped
+become SYS_CANCELED with the reason, do not count toward ``maxTrialNumber`` and are re-queued
+by ``resume``, as after a manager crash. Running trials of an ERROR experiment are left to
+finish so their results are stored.
 """
 from __future__ import annotations
 
@@ -28,7 +31,6 @@ import logging
 import os
 import random
 import string
-import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -45,9 +47,11 @@ from nni.runtime.training_service import (
     now_ms,
 )
 
+from .budget import Budget, TrialRecord
 from .dispatcher_client import DispatcherClient
 from .dispatcher_launch import EarlyDispatcher, dispatcher_env
-from .resume import REQUEUE_EVENT
+from .resume import REQUEUE_EVENT, recover_interrupted_trials, replay_data
+from .routing import REQUEST_BATCH, DispatcherRouter, dispatcher_timeout
 from .store import ExperimentStore, ExperimentsRegistry
 
 _logger = logging.getLogger("nni.server.scheduler")
@@ -56,25 +60,6 @@ _logger = logging.getLogger("nni.server.scheduler")
 ACTIVE = ACTIVE_STATES
 FINAL = FINAL_STATES
 _ID_CHARS = string.ascii_letters + string.digits
-#: Most trials asked of the tuner, waiting for a slot or waiting in the training service at once.
-REQUEST_BATCH = 32
-DISPATCHER_TIMEOUT_ENV = "NNI_DISPATCHER_TIMEOUT"
-DEFAULT_DISPATCHER_TIMEOUT = 60.0
-
-
-def dispatcher_timeout() -> float:
-    """Seconds a dispatcher may leave its commands unread before it is reported (env var)."""
-    raw = os.environ.get(DISPATCHER_TIMEOUT_ENV)
-    if not raw:
-        return DEFAULT_DISPATCHER_TIMEOUT
-    try:
-        value = float(raw)
-        if value > 0 and value == value and value != float("inf"):
-            return value
-    except ValueError:
-        pass
-    _logger.warning("%s=%r: expected a positive number of seconds; using %g", DISPATCHER_TIMEOUT_ENV, raw, DEFAULT_DISPATCHER_TIMEOUT)
-    return DEFAULT_DISPATCHER_TIMEOUT
 
 
 def new_trial_id(taken: set[str]) -> str:
@@ -86,26 +71,6 @@ def new_trial_id(taken: set[str]) -> str:
 
 class EngineError(ValueError):
     """A request the engine refuses (REST answers 400 with the message)."""
-
-
-class _Trial:
-    __slots__ = ("id", "sequence_id", "status", "parameter", "parameter_id", "counted", "final_reported")
-
-    def __init__(self, tid: str, seq: int, status: str, parameter: str, parameter_id: Any, counted: bool = True) -> None:
-        self.id = tid
-        self.sequence_id = seq
-        self.status = status
-        self.parameter = parameter
-        self.parameter_id = parameter_id
-        self.counted = counted
-        self.final_reported = False
-
-
-def _platform_config(config: dict) -> dict:
-    ts = config.get("trainingService")
-    if isinstance(ts, list):
-        ts = ts[0] if ts else {}
-    return ts or {}
 
 
 def _search_space(config: dict) -> Any:
@@ -125,8 +90,8 @@ class TrialScheduler:
         store: the opened store.
         training_service: the platform (not started yet).
         registry: the machine-wide registry to keep up to date.
-        port: the REST port (for the registry).
         resume: continue an experiment whose store already has trials.
+        early_dispatcher: a dispatcher started before the manager (adopted, not restarted).
     """
 
     def __init__(
@@ -137,7 +102,6 @@ class TrialScheduler:
         store: ExperimentStore,
         training_service: TrainingService,
         registry: Optional[ExperimentsRegistry] = None,
-        port: Optional[int] = None,
         resume: bool = False,
         early_dispatcher: Optional[EarlyDispatcher] = None,
     ) -> None:
@@ -149,69 +113,36 @@ class TrialScheduler:
         self.store = store
         self.ts = training_service
         self.registry = registry
-        self.port = port
         self.resume = resume
         self.status = "INITIALIZED"
-        self.trials: dict[str, _Trial] = {}
-        self.ready: list[tuple[str, str]] = []  # (TR payload, source) waiting for a free slot
-        self.pending_requests = 0  # trials asked of the tuner (GE) and not received yet
-        self.pending_custom = 0  # AD sent, TR not received yet
-        self.tuner_exhausted = False
+        self.budget = Budget(lambda: self.config)
+        self.router = DispatcherRouter(self)
         self.generation = 0
-        self.dispatcher: Optional[DispatcherClient] = None
         self.stopped = asyncio.Event()
         self._events_task: Optional[asyncio.Task] = None
         self._timer_task: Optional[asyncio.Task] = None
+        self._watch_task: Optional[asyncio.Task] = None
         self._initialized = asyncio.Event()
-        self._run_started: Optional[float] = None  # monotonic time RUNNING began
-        self._exec_base = 0.0  # seconds RUNNING before _run_started
         self._stop_lock = asyncio.Lock()
         self._requeue: list[str] = []  # parameter strings of trials interrupted by a crash
-        self._active_ids: set[str] = set()
-        self._counted_n = 0
-        self._waiting_ids: set[str] = set()  # submitted, not started by the training service yet
         self._space_problem: Optional[str] = None  # why the stored search space was not sent
-        self.warnings: list[str] = []  # transient problems (check-status ``warnings``), e.g. a stuck dispatcher
-        self._stall_warning: Optional[str] = None
-        self._watch_task: Optional[asyncio.Task] = None
-        self._dispatcher_death: Optional[str] = None  # first line of the failure, once the dispatcher died
         self._interrupted: dict[str, str] = {}  # trial id -> why the manager cancels it (not counted)
 
-    # ----- config values -----
+    @property
+    def dispatcher(self) -> Optional[DispatcherClient]:
+        return self.router.client
 
     @property
-    def concurrency(self) -> int:
-        return int(self.config.get("trialConcurrency") or 1)
+    def warnings(self) -> list[str]:
+        """Transient problems (check-status ``warnings``), e.g. a stuck dispatcher."""
+        return self.router.warnings
 
     @property
-    def max_trial_number(self) -> Optional[int]:
-        v = self.config.get("maxTrialNumber")
-        return None if v is None else int(v)
-
-    @property
-    def max_duration(self) -> Optional[float]:
-        v = self.config.get("maxExperimentDuration")
-        return None if v is None else float(v)
+    def trials(self) -> dict[str, TrialRecord]:
+        return self.budget.trials
 
     def exec_duration(self) -> float:
-        extra = time.monotonic() - self._run_started if self._run_started is not None else 0.0
-        return self._exec_base + extra
-
-    def _active(self) -> int:
-        return len(self._active_ids)
-
-    def _counted(self) -> int:
-        return self._counted_n
-
-    def _track(self, t: _Trial) -> None:
-        """Keep the active set and the counted total in step with ``t`` (O(1) budget checks)."""
-        self.trials[t.id] = t
-        if t.status in ACTIVE:
-            self._active_ids.add(t.id)
-        if t.status == "WAITING":
-            self._waiting_ids.add(t.id)
-        if t.counted:
-            self._counted_n += 1
+        return self.budget.exec_duration()
 
     # ----- lifecycle -----
 
@@ -225,46 +156,20 @@ class TrialScheduler:
             self.store.create_experiment(self.experiment_id, self.config, self.experiment_dir, now_ms(), "INITIALIZED")
         self._update_registry(status="INITIALIZED")
         await self.ts.start()
-        self._events_task = asyncio.get_running_loop().create_task(self._consume_events())
+        loop = asyncio.get_running_loop()
+        self._events_task = loop.create_task(self._consume_events())
         env = dispatcher_env(self.config, self.experiment_dir)
-        self.dispatcher = DispatcherClient(self.config, self.log_dir, self._on_command, self._on_dispatcher_failure, env, self.early_dispatcher)
-        await self.dispatcher.start()
+        self.router.client = DispatcherClient(self.config, self.log_dir, self.router.on_command, self._on_dispatcher_failure, env, self.early_dispatcher)
+        await self.router.client.start()
         space, self._space_problem = self._checked_search_space()
         if self._space_problem is None:
-            self.dispatcher.send(CommandType.Initialize, json.dumps(space))
+            self.router.send(CommandType.Initialize, json.dumps(space))
         else:
             # A stored space that is no longer valid (older version, edited store) is reported,
             # not fatal: the manager serves the experiment and a valid update starts the run.
-            self._set_status("ERROR", error=self._space_problem)
-        self._timer_task = asyncio.get_running_loop().create_task(self._timer())
-        self._watch_task = asyncio.get_running_loop().create_task(self._watch_dispatcher(dispatcher_timeout()))
-
-    async def _watch_dispatcher(self, timeout: float) -> None:
-        """Report a dispatcher that stopped reading its commands; clear it when it reads again."""
-        interval = max(0.1, min(5.0, timeout / 4))
-        while True:
-            await asyncio.sleep(interval)
-            dispatcher = self.dispatcher
-            if dispatcher is None:
-                continue
-            try:
-                stalled = dispatcher.stalled_for()
-            except Exception:  # the watch must never take the manager down
-                _logger.exception("Cannot check the dispatcher's liveness")
-                continue
-            if stalled >= timeout and self._stall_warning is None:
-                pid = dispatcher.process.pid if dispatcher.process is not None else "?"
-                self._stall_warning = (
-                    f"the dispatcher (tuner/assessor, pid {pid}) has not read its commands for more than {timeout:g} s:"
-                    f" it is stopped, deadlocked or stuck in the algorithm; no new parameters come until it answers"
-                    f" (see dispatcher.log; {DISPATCHER_TIMEOUT_ENV} sets this limit)"
-                )
-                self.warnings.append(self._stall_warning)
-                _logger.warning("Dispatcher not answering: %s", self._stall_warning)
-            elif stalled == 0 and self._stall_warning is not None:
-                self.warnings.remove(self._stall_warning)
-                self._stall_warning = None
-                _logger.info("Dispatcher answers again")
+            self.set_status("ERROR", error=self._space_problem)
+        self._timer_task = loop.create_task(self._timer())
+        self._watch_task = loop.create_task(self.router.watch(dispatcher_timeout()))
 
     def _checked_search_space(self) -> tuple[Any, Optional[str]]:
         """``(space, None)``, or ``(None, one-line problem)`` for a stored space the owner rejects.
@@ -284,62 +189,17 @@ class TrialScheduler:
     def _load_for_resume(self) -> None:
         row = self.store.experiment_row()
         self.generation = row.resume_count + 1
-        self._exec_base = float(row.exec_duration or 0)
+        self.budget.exec_base = float(row.exec_duration or 0)
         self.store.update_experiment(resume_count=self.generation, end_time=None, errors=[])
-        from .resume import recover_interrupted_trials
-
         self._requeue = recover_interrupted_trials(self.store, _logger)
         for r in self.store.trial_rows():
-            self._track(_Trial(r.trial_id, r.sequence_id, r.status, r.parameter, r.parameter_id, r.counted))
+            self.budget.track(TrialRecord(r.trial_id, r.sequence_id, r.status, r.parameter, r.parameter_id, r.counted))
 
-    async def _on_initialized(self) -> None:
-        if self.resume:
-            data = self._replay_data()
-            if data:
-                self.dispatcher.send(CommandType.ImportData, json.dumps(data))
-            for parameter in self._requeue:
-                try:
-                    params = json.loads(parameter).get("parameters")
-                except (ValueError, AttributeError):
-                    continue
-                self.pending_custom += 1
-                self.dispatcher.send(CommandType.AddCustomizedTrialJob, json.dumps(params))
-            self._requeue = []
-        self._set_status("RUNNING")
-        self._initialized.set()
-        self._refill()
-
-    def _replay_data(self) -> list[dict]:
-        """Finished trials of earlier runs, as ``FD`` items (``parameter_id`` keeps ids unique)."""
-        items = []
-        finals = {}
-        for rec in self.store.metric_data(metric_type="FINAL"):
-            finals.setdefault(rec["trialJobId"], rec)
-        for row in self.store.trial_rows():
-            rec = finals.get(row.trial_id)
-            if rec is None:
-                continue
-            try:
-                packed = json.loads(row.parameter)
-            except ValueError:
-                continue
-            try:
-                value = json.loads(rec["data"])
-            except ValueError:
-                value = rec["data"]
-            items.append({"parameter": packed.get("parameters"), "value": value, "parameter_id": packed.get("parameter_id"), "trial_job_id": row.trial_id})
-        items.extend(self.store.imported_data())
-        return items
-
-    def _set_status(self, status: str, error: Optional[str] = None) -> None:
+    def set_status(self, status: str, error: Optional[str] = None) -> None:
+        """Move the experiment to ``status`` (stored, logged, in the registry)."""
         if status == self.status and not error:
             return
-        # execDuration counts RUNNING time only (it pauses under NO_MORE_TRIAL, as the docs say)
-        if self.status == "RUNNING" and status != "RUNNING" and self._run_started is not None:
-            self._exec_base += time.monotonic() - self._run_started
-            self._run_started = None
-        if status == "RUNNING" and self._run_started is None:
-            self._run_started = time.monotonic()
+        self.budget.status_changed(self.status, status)
         end = now_ms() if status in ENDED_STATES else None
         self.store.set_status(status, end_time=end, error=error)
         if status == "RUNNING":
@@ -368,56 +228,69 @@ class TrialScheduler:
                 self.store.update_experiment(exec_duration=int(self.exec_duration()))
                 self._refill()
 
+    # ----- what the router asks (RouteTarget) -----
+
+    async def on_initialized(self) -> None:
+        if self.resume:
+            data = replay_data(self.store)
+            if data:
+                self.router.send(CommandType.ImportData, json.dumps(data))
+            for parameter in self._requeue:
+                try:
+                    params = json.loads(parameter).get("parameters")
+                except (ValueError, AttributeError):
+                    continue
+                self.router.add_customized(params)
+            self._requeue = []
+        self.set_status("RUNNING")
+        self._initialized.set()
+        self._refill()
+
+    def accepts_trials(self) -> bool:
+        return self.status not in HALTED_STATES
+
+    def on_trials_changed(self) -> None:
+        self._refill()
+
+    async def on_kill_requested(self, trial_id: str) -> None:
+        t = self.trials.get(trial_id)
+        if t is not None and t.final_reported:
+            # it already reported its final result: the kill would only throw the result away
+            _logger.info("Assessor asked to stop trial %s after its final result; ignored", trial_id)
+        elif t is not None and t.status in ACTIVE:
+            self.store.add_event(trial_id, "EARLY_STOP_REQUESTED", now_ms(), "assessor")
+            await self.ts.cancel(trial_id, early_stopped=True)
+
+    async def on_parameter(self, trial_id: str, payload: str) -> None:
+        if trial_id not in self.trials:
+            return
+        try:
+            await self.ts.send_parameter(trial_id, payload)
+        except KeyError:  # submitted, but the platform has not registered it (yet): nothing waits
+            _logger.warning("Trial %s is unknown to the training service; its next parameters are dropped", trial_id)
+            return
+        self.store.add_event(trial_id, "ADD_HYPERPARAMETER", now_ms(), payload)
+
     # ----- creating trials -----
-
-    def _budget_left(self) -> Optional[int]:
-        if self.max_trial_number is None:
-            return None
-        return self.max_trial_number - self._counted()
-
-    def _duration_reached(self) -> bool:
-        return self.max_duration is not None and self.exec_duration() >= self.max_duration
 
     def _refill(self) -> None:
         """Start ready trials and ask the tuner for more, within concurrency and budgets."""
         if self.status not in SCHEDULING_STATES or not self._initialized.is_set():
             return
-        budget_closed = self._duration_reached() or (self._budget_left() is not None and self._budget_left() <= 0)
-        while self.ready and self._active() < self.concurrency:
-            left = self._budget_left()
-            if self._duration_reached() or (left is not None and left <= 0):
-                break
-            parameter, source = self.ready.pop(0)
+        router, budget = self.router, self.budget
+        while router.ready and budget.may_start():
+            parameter, source = router.ready.pop(0)
             self._create_trial(parameter, source)
-        budget_closed = self._duration_reached() or (self._budget_left() is not None and self._budget_left() <= 0)
-        if not budget_closed and not self.tuner_exhausted:
-            in_flight = len(self.ready) + self.pending_requests + self.pending_custom
-            want = self.concurrency - self._active() - in_flight
-            left = self._budget_left()
-            if left is not None:
-                want = min(want, left - in_flight)
-            # Ask only for what the platform can start now: at most REQUEST_BATCH trials asked,
-            # queued or submitted-but-not-started at a time. A huge trialConcurrency then costs
-            # nothing; the next batch is asked as soon as trials start (or end).
-            want = min(want, REQUEST_BATCH - in_flight - len(self._waiting_ids))
+        budget_closed = budget.closed()
+        if not budget_closed and not router.tuner_exhausted:
+            want = budget.to_request(router.in_flight(), REQUEST_BATCH)
             if want > 0:
-                self.pending_requests += want
-                self.dispatcher.send(CommandType.RequestTrialJobs, str(want))
-        self._check_done(budget_closed)
-
-    def _check_done(self, budget_closed: bool) -> None:
-        if self.status not in SCHEDULING_STATES:
-            return
-        no_more = budget_closed or (self.tuner_exhausted and not self.ready and self.pending_custom == 0)
-        if not no_more:
-            if self.status != "RUNNING":
-                self._set_status("RUNNING")
-            return
-        if self._active() == 0 and self.pending_custom == 0:
-            if self.status != "DONE":
-                self._set_status("DONE")
-        elif self.status != "NO_MORE_TRIAL":
-            self._set_status("NO_MORE_TRIAL")
+                router.request_trials(want)
+        if self.status in SCHEDULING_STATES:
+            no_more = router.tuner_exhausted and not router.ready and router.pending_custom == 0
+            status = budget.next_status(self.status, budget_closed, no_more, router.pending_custom > 0)
+            if status is not None:
+                self.set_status(status)
 
     def _create_trial(self, parameter: str, source: str) -> None:
         try:
@@ -430,7 +303,7 @@ class TrialScheduler:
         submit = now_ms()
         parameter_id = packed.get("parameter_id") if isinstance(packed, dict) else None
         self.store.add_trial(tid, seq, parameter, parameter_id, submit, trial_dir, "WAITING", source, self.generation)
-        self._track(_Trial(tid, seq, "WAITING", parameter, None if parameter_id is None else str(parameter_id)))
+        self.budget.track(TrialRecord(tid, seq, "WAITING", parameter, None if parameter_id is None else str(parameter_id)))
         # multi-phase (v1 multiPhase): the trial asks for more parameters with REQUEST_PARAMETER
         env = {"MULTI_PHASE": "true"} if self.config.get("multiPhase") else {}
         spec = TrialSpec(trial_id=tid, sequence_id=seq, parameter=parameter, env=env)
@@ -495,10 +368,14 @@ class TrialScheduler:
             self.store.add_metrics(metric_rows)
         for kind, item in to_dispatch:
             if kind == "ME":
-                if self.dispatcher is not None and self.status not in (ExperimentStatus.ERROR, ExperimentStatus.STOPPED):
-                    self.dispatcher.send(CommandType.ReportMetricData, json.dumps(item))
+                if self._dispatcher_open():
+                    self.router.send(CommandType.ReportMetricData, json.dumps(item))
             else:
                 await self._apply_state(item)
+
+    def _dispatcher_open(self) -> bool:
+        """Results still go to the dispatcher (not after an error or the stop)."""
+        return self.dispatcher is not None and self.status not in (ExperimentStatus.ERROR, ExperimentStatus.STOPPED)
 
     async def _apply_state(self, ev: StateEvent) -> None:
         t = self.trials.get(ev.trial_id)
@@ -523,73 +400,22 @@ class TrialScheduler:
             message = self._interrupted[t.id]
             if not t.final_reported and t.counted:
                 fields["counted"] = False
-                t.counted = False
-                self._counted_n -= 1
+                self.budget.uncount(t)
         self.store.trial_state(ev.trial_id, status, ev.time, message, ev.exit_code, **fields)
-        t.status = status
+        was_waiting = self.budget.set_trial_status(t, status)
+        if was_waiting and status not in FINAL:  # it started: the platform may take more now
+            self._refill()
         if status in FINAL:
-            self._active_ids.discard(t.id)
-        if t.id in self._waiting_ids:  # it started (or ended): the platform may take more now
-            self._waiting_ids.discard(t.id)
-            if status not in FINAL:
-                self._refill()
-        if status in FINAL:
-            if self.dispatcher is not None and self.status not in (ExperimentStatus.ERROR, ExperimentStatus.STOPPED):
-                self.dispatcher.send(
+            if self._dispatcher_open():
+                self.router.send(
                     CommandType.TrialEnd, json.dumps({"trial_job_id": t.id, "event": status, "hyper_params": t.parameter})
                 )
             self._refill()
 
-    # ----- dispatcher commands -----
-
-    async def _on_command(self, command: CommandType, payload: str) -> None:
-        if command == CommandType.Initialized:
-            await self._on_initialized()
-        elif command == CommandType.NewTrialJob:
-            try:
-                source = json.loads(payload).get("parameter_source") or "algorithm"
-            except (ValueError, AttributeError):
-                source = "algorithm"
-            if source == "customized" and self.pending_custom > 0:
-                self.pending_custom -= 1
-            elif self.pending_requests > 0:
-                self.pending_requests -= 1
-            if self.status in HALTED_STATES:
-                return
-            self.ready.append((payload, source))
-            self._refill()
-        elif command == CommandType.NoMoreTrialJobs:
-            self.tuner_exhausted = True
-            self.pending_requests = 0
-            self._refill()
-        elif command == CommandType.KillTrialJob:
-            trial_id = json.loads(payload) if payload.startswith('"') else payload
-            t = self.trials.get(trial_id)
-            if t is not None and t.final_reported:
-                # it already reported its final result: the kill would only throw the result away
-                _logger.info("Assessor asked to stop trial %s after its final result; ignored", trial_id)
-            elif t is not None and t.status in ACTIVE:
-                self.store.add_event(trial_id, "EARLY_STOP_REQUESTED", now_ms(), "assessor")
-                await self.ts.cancel(trial_id, early_stopped=True)
-        elif command == CommandType.SendTrialJobParameter:
-            # multi-phase: the trial waits for the line of its next parameter_index
-            try:
-                trial_id = json.loads(payload).get("trial_job_id")
-            except (ValueError, AttributeError):
-                trial_id = None
-            if trial_id in self.trials:
-                path = os.path.join(self.experiment_dir, "trials", trial_id, "parameter.cfg")
-                with open(path, "a", encoding="utf-8") as f:
-                    f.write(payload + "\n")
-                self.store.add_event(trial_id, "ADD_HYPERPARAMETER", now_ms(), payload)
-        else:
-            _logger.warning("Unexpected dispatcher command %s", command.name)
+    # ----- requests from the REST API -----
 
     async def _on_dispatcher_failure(self, message: str) -> None:
-        self._dispatcher_death = (message.strip().splitlines() or ["dispatcher failed"])[0]
-        if self._stall_warning is not None:  # superseded by the error
-            self.warnings.remove(self._stall_warning)
-            self._stall_warning = None
+        self.router.on_death(message)
         await self._fail(message)
 
     async def _fail(self, message: str) -> None:
@@ -600,9 +426,7 @@ class TrialScheduler:
         if self.status in HALTED_STATES and not (self.status == "ERROR" and self._space_problem is not None):
             return  # (while ERROR waits for a fixed search space, a later failure is reported too)
         _logger.error("Experiment failed: %s", message)
-        self._set_status("ERROR", error=message)
-
-    # ----- requests from the REST API -----
+        self.set_status("ERROR", error=message)
 
     def _check_writable(self) -> None:
         if self.status in (ExperimentStatus.STOPPING, ExperimentStatus.STOPPED):
@@ -657,9 +481,9 @@ class TrialScheduler:
             # resumed with a bad stored space: the dispatcher still waits for its first space
             _logger.info("Search space fixed; starting the dispatcher's run: %s", self._space_problem)
             self._space_problem = None
-            self.dispatcher.send(CommandType.Initialize, json.dumps(space))
+            self.router.send(CommandType.Initialize, json.dumps(space))
         else:
-            self.dispatcher.send(CommandType.UpdateSearchSpace, json.dumps(space))
+            self.router.send(CommandType.UpdateSearchSpace, json.dumps(space))
 
     def _update_config(self, key: str, value: Any) -> None:
         self.config = dict(self.config)
@@ -671,21 +495,17 @@ class TrialScheduler:
         shown = repr(value) if key != "searchSpace" else f"a space of {len(value) if isinstance(value, (dict, list)) else 1} entries"
         _logger.info("Successfully update %s to %s", key, shown)
         if self.status in SCHEDULING_STATES:
-            if key in ("maxTrialNumber", "maxExperimentDuration") and self.status == "DONE":
-                self.tuner_exhausted = False if not self.tuner_exhausted else self.tuner_exhausted
             self._refill()
 
     def add_customized_trial(self, parameters: dict) -> int:
         self._check_writable()
         if self.status == "ERROR":
             raise EngineError("the experiment is in ERROR; no trial can be added")
-        left = self._budget_left()
-        if left is not None and left - len(self.ready) - self.pending_requests - self.pending_custom <= 0:
-            raise EngineError(f"maxTrialNumber ({self.max_trial_number}) reached; raise it to add a trial")
-        self.pending_custom += 1
-        seq = self.store.experiment_row().next_sequence_id + len(self.ready) + self.pending_custom - 1
-        self.dispatcher.send(CommandType.AddCustomizedTrialJob, json.dumps(parameters))
-        return seq
+        left = self.budget.left()
+        if left is not None and left - self.router.in_flight() <= 0:
+            raise EngineError(f"maxTrialNumber ({self.budget.max_trial_number}) reached; raise it to add a trial")
+        self.router.add_customized(parameters)
+        return self.store.experiment_row().next_sequence_id + len(self.router.ready) + self.router.pending_custom - 1
 
     async def cancel_trial(self, trial_id: str) -> None:
         t = self.trials.get(trial_id)
@@ -699,8 +519,7 @@ class TrialScheduler:
     def import_data(self, data: list) -> None:
         self._check_writable()
         self.store.add_imported_data(data, now_ms())
-        if self.dispatcher is not None:
-            self.dispatcher.send(CommandType.ImportData, json.dumps(data))
+        self.router.send(CommandType.ImportData, json.dumps(data))
 
     async def stop(self) -> None:
         """Stop trials (USER_CANCELED), the dispatcher and the training service; STOPPED."""
@@ -708,14 +527,14 @@ class TrialScheduler:
             if self.stopped.is_set():
                 return
             if self.status != "ERROR":
-                self._set_status("STOPPING")
+                self.set_status("STOPPING")
             for t in list(self.trials.values()):
                 if t.status not in ACTIVE:
                     continue
-                if self._dispatcher_death is not None:
+                if self.router.death is not None:
                     # stopped because the experiment lost its dispatcher, not by the user's choice:
                     # like a manager crash, the trial is re-run by resume (unless its result is in)
-                    reason = f"dispatcher died ({self._dispatcher_death}); stopped with the experiment"
+                    reason = f"dispatcher died ({self.router.death}); stopped with the experiment"
                     if t.final_reported:
                         reason += "; its final result is kept"
                     else:
@@ -740,14 +559,12 @@ class TrialScheduler:
             if self.status == "ERROR":
                 self.store.update_experiment(exec_duration=int(self.exec_duration()))
             else:
-                self._set_status("STOPPED")
+                self.set_status("STOPPED")
             self.stopped.set()
-
-    def context(self) -> ExperimentContext:
-        return make_context(self.experiment_id, self.experiment_dir, self.config)
 
 
 def make_context(experiment_id: str, experiment_dir: str, config: dict) -> ExperimentContext:
+    """What the training service of this experiment is told about it."""
     return ExperimentContext(
         experiment_id=experiment_id,
         experiment_dir=str(experiment_dir),
@@ -759,4 +576,4 @@ def make_context(experiment_id: str, experiment_dir: str, config: dict) -> Exper
     )
 
 
-__all__ = ["TrialScheduler", "EngineError", "RequestNeverSatisfiable", "make_context", "new_trial_id"]
+__all__ = ["TrialScheduler", "EngineError", "RequestNeverSatisfiable", "make_context", "new_trial_id", "REQUEST_BATCH"]

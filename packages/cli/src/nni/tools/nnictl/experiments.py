@@ -18,10 +18,6 @@ from nni.runtime.states import LIVE_STATES, ExperimentStatus
 
 from .errors import NnictlError
 
-#: Statuses of a manager that runs an experiment (and accepts updates).
-RUNNING_STATUSES = frozenset(ExperimentStatus) - {ExperimentStatus.STOPPED, ExperimentStatus.VIEWED}
-
-
 def pid_alive(pid: Any) -> bool:
     if not pid:
         return False
@@ -180,16 +176,9 @@ class ExperimentRef:
                 st = store.status()
                 return {"status": self.status or st.get("status"), "errors": st.get("errors", [])}
             if what == "profile":
-                from nni.server.api.handlers import profile_params, read_cluster_metadata
+                from nni.runtime.experiment_profile import experiment_profile, read_cluster_metadata
 
-                row = store.experiment_row()
-                profile = {
-                    "id": row.id, "revision": row.revision, "execDuration": row.exec_duration, "logDir": row.log_dir,
-                    "nextSequenceId": row.next_sequence_id, "params": profile_params(store.config(), read_cluster_metadata(store.path.parent)), "startTime": row.start_time,
-                }
-                if row.end_time is not None:
-                    profile["endTime"] = row.end_time
-                return profile
+                return experiment_profile(store.experiment_row(), store.config(), read_cluster_metadata(store.path.parent))
             raise KeyError(what)
         finally:
             store.close()

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from .algorithm import AlgorithmConfig, _AlgorithmConfig, check_algorithm
-from .base import MAX_TRIAL_CONCURRENCY, MAX_TRIAL_NUMBER, ConfigBase, ConfigError, Context, Field, join, short_repr, type_name
-from .search_space import check_search_space, read_search_space_file, validate_standard
+from .base import MAX_TRIAL_CONCURRENCY, MAX_TRIAL_NUMBER, ConfigBase, ConfigError, Context, Field, join, type_name
+from .search_space import check_search_space, read_search_space_file
 from .shared_storage import SharedStorageConfig
 from .training_service import TrainingServiceConfig, training_service_config_class
 
@@ -343,11 +343,6 @@ def _platform_configs(platform: Any) -> Any:
     if cls.platform_name:
         return cls()
     return cls(platform=platform)
-
-
-def _validate_search_space(space: Any, field: str) -> None:
-    """The standard format check (kept for callers of the old name)."""
-    validate_standard(space, field)
 
 
 def _check_annotations(code_dir: str) -> None:

@@ -1,7 +1,8 @@
 """The REST API of the manager, registered from :data:`nni.runtime.rest_api.ROUTES`."""
 from __future__ import annotations
 
-from .handlers import ApiError, RestHandlers
+from .errors import ApiError
+from .handlers import RestHandlers
 from .rest_server import build_app
 
 __all__ = ["ApiError", "RestHandlers", "build_app"]

@@ -11,94 +11,15 @@ import os
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional
 
+from nni.runtime.experiment_profile import CLUSTER_METADATA_FILE, experiment_profile, read_cluster_metadata
+
 from ..scheduler import EngineError, TrialScheduler
 from ..store import ExperimentStore, ExperimentsRegistry
+from .errors import ApiError
 from .response_cache import ResponseCache
 from .ui_routes import UiRouteHandlers
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        super().__init__(message)
-
-
-def _duration_seconds(value: Any) -> Any:
-    """``'2h'`` -> 7200 (the profile reports seconds, as NNI's does); None stays None."""
-    if value is None:
-        return None
-    from nni.experiment.config.base import parse_duration
-
-    try:
-        seconds = parse_duration(value)
-    except ValueError:
-        return value
-    return int(seconds) if float(seconds).is_integer() else seconds
-
-
-#: ``PUT /experiment/cluster-metadata`` keeps its keys here, next to the store (``db/``).
-CLUSTER_METADATA_FILE = "cluster_metadata.json"
-
-
-def read_cluster_metadata(db_dir: Path) -> dict:
-    """The metadata set by ``PUT /experiment/cluster-metadata`` ({} if none)."""
-    try:
-        data = json.loads((Path(db_dir) / CLUSTER_METADATA_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def profile_params(config: dict, cluster_metadata: Optional[dict] = None) -> dict:
-    """NNI's v1-style ``params`` of the profile, plus the canonical config under ``config``.
-
-    ``cluster_metadata``: keys set through ``PUT /experiment/cluster-metadata``; each becomes a
-    ``clusterMetaData`` entry (a ``trial_config`` key replaces the one derived from the config).
-    """
-    ts = config.get("trainingService")
-    platform = ",".join(t.get("platform", "") for t in ts) if isinstance(ts, list) else (ts or {}).get("platform")
-    space = config.get("searchSpace")
-    params: dict[str, Any] = {
-        "authorName": "default",
-        "experimentName": config.get("experimentName"),
-        "trialConcurrency": config.get("trialConcurrency"),
-        "maxExecDuration": _duration_seconds(config.get("maxExperimentDuration")),  # NNI: seconds
-        "maxTrialNum": config.get("maxTrialNumber"),
-        "searchSpace": json.dumps(space if space is not None else {}),
-        "trainingServicePlatform": platform,
-        "versionCheck": True,
-        "clusterMetaData": [
-            {
-                "key": "trial_config",
-                "value": {
-                    "command": config.get("trialCommand"),
-                    "codeDir": config.get("trialCodeDirectory"),
-                    "gpuNum": config.get("trialGpuNumber") or 0,
-                },
-            }
-        ],
-        "config": config,
-    }
-    entries = params["clusterMetaData"]
-    for key, value in (cluster_metadata or {}).items():
-        same = [e for e in entries if e["key"] == key]
-        if same:
-            same[0]["value"] = value
-        else:
-            entries.append({"key": key, "value": value})
-    for kind, key in (("tuner", "builtinTunerName"), ("assessor", "builtinAssessorName"), ("advisor", "builtinAdvisorName")):
-        algo = config.get(kind)
-        if algo:
-            entry = {"classArgs": algo.get("classArgs") or {}}
-            if algo.get("name"):
-                entry[key] = algo["name"]
-            else:
-                entry["className"] = algo.get("className")
-                entry["codeDir"] = algo.get("codeDirectory")
-            if kind != "assessor":
-                entry["checkpointDir"] = None
-            params[kind] = entry
-    return params
+__all__ = ["ApiError", "RestHandlers"]
 
 
 class RestHandlers(UiRouteHandlers):
@@ -155,20 +76,8 @@ class RestHandlers(UiRouteHandlers):
         return st
 
     async def get_experiment_profile(self, **_: Any) -> dict:
-        row = self.store.experiment_row()
-        exec_duration = int(self.engine.exec_duration()) if self.engine is not None else row.exec_duration
-        profile = {
-            "id": row.id,
-            "revision": row.revision,
-            "execDuration": exec_duration,
-            "logDir": row.log_dir,
-            "nextSequenceId": row.next_sequence_id,
-            "params": profile_params(self._config(), self._cluster_metadata()),
-            "startTime": row.start_time,
-        }
-        if row.end_time is not None:
-            profile["endTime"] = row.end_time
-        return profile
+        exec_duration = int(self.engine.exec_duration()) if self.engine is not None else None
+        return experiment_profile(self.store.experiment_row(), self._config(), self._cluster_metadata(), exec_duration)
 
     async def update_experiment_profile(self, body: dict, query: dict, **_: Any) -> dict:
         engine = self._engine()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from typing import Any
 
@@ -11,7 +10,8 @@ from aiohttp import web
 
 from nni.runtime.rest_api import API_ROOT, MAX_BODY_BYTES, MAX_NESTING, ROUTES, Route, nesting_depth, validate
 
-from .handlers import ApiError, RestHandlers
+from .errors import ApiError
+from .handlers import RestHandlers
 
 _logger = logging.getLogger("nni.server.rest")
 

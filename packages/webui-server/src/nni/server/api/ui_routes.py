@@ -1,6 +1,7 @@
 """Handlers of the routes the web UI adds: trial files, TensorBoard tasks, the OpenAPI document
 and ``POST /experiment``. Mixed into :class:`~nni.server.api.handlers.RestHandlers`, so they use
-its ``store``, ``engine`` and ``experiment_id``.
+its ``store``, ``engine`` and ``experiment_id``. This module never imports ``handlers`` (the
+error type both raise is in :mod:`.errors`): the import graph has no cycle.
 """
 from __future__ import annotations
 
@@ -14,15 +15,9 @@ from nni.runtime.rest_api import TRIAL_FILES
 from nni.runtime.rest_openapi import openapi_document
 
 from ..tensorboard import TensorboardManager
+from .errors import ApiError
 
-#: The URL prefix the app was built with (set by :func:`nni.server.webui.setup`), for the document's server URL.
 _TEXT_FILES = {"trial.log", "stderr", "stdout"}
-
-
-def _api_error(status: int, message: str) -> Exception:
-    from .handlers import ApiError  # late: handlers imports this module
-
-    return ApiError(status, message)
 
 
 def trial_file_path(trial_dir: str | os.PathLike, filename: str) -> Path:
@@ -48,6 +43,7 @@ def trial_file_path(trial_dir: str | os.PathLike, filename: str) -> Path:
 class UiRouteHandlers:
     """Route handlers for the web UI's extra routes (see :data:`nni.runtime.rest_api.ROUTES`)."""
 
+    #: The URL prefix the app was built with (set by :func:`~nni.server.api.rest_server.build_app`), for the OpenAPI document's server URL.
     url_prefix = ""
     _tensorboard: Optional[TensorboardManager] = None
 
@@ -59,7 +55,7 @@ class UiRouteHandlers:
     def _trial_row(self, trial_id: str):
         row = self.store.trial_row(trial_id)  # type: ignore[attr-defined]
         if row is None:
-            raise _api_error(404, f"trial {trial_id!r} not found")
+            raise ApiError(404, f"trial {trial_id!r} not found")
         return row
 
     def _trial_dir(self, row) -> Path:
@@ -68,7 +64,7 @@ class UiRouteHandlers:
         try:  # a trial directory recorded outside the experiment folder is not served
             trial_dir.relative_to(exp_dir)
         except ValueError:
-            raise _api_error(404, f"trial {row.trial_id!r}: its directory is outside the experiment folder") from None
+            raise ApiError(404, f"trial {row.trial_id!r}: its directory is outside the experiment folder") from None
         return trial_dir
 
     @property
@@ -84,12 +80,12 @@ class UiRouteHandlers:
 
     async def get_trial_file(self, id: str, filename: str, **_: Any) -> web.StreamResponse:
         if filename not in TRIAL_FILES:
-            raise _api_error(400, f"filename: must be one of {', '.join(TRIAL_FILES)}, got {filename!r}")
+            raise ApiError(400, f"filename: must be one of {', '.join(TRIAL_FILES)}, got {filename!r}")
         row = self._trial_row(id)
         try:
             path = trial_file_path(self._trial_dir(row), filename)
         except FileNotFoundError as err:
-            raise _api_error(404, f"trial {id!r}: {err}") from None
+            raise ApiError(404, f"trial {id!r}: {err}") from None
         if filename in _TEXT_FILES:
             return web.FileResponse(path, headers={"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-cache"})
         return web.FileResponse(path, headers={
@@ -100,7 +96,7 @@ class UiRouteHandlers:
     async def start_tensorboard(self, body: dict, **_: Any) -> dict:
         ids = [t.strip() for t in body["trials"].split(",") if t.strip()]
         if not ids:
-            raise _api_error(400, "body.trials: give at least one trial id (comma-separated)")
+            raise ApiError(400, "body.trials: give at least one trial id (comma-separated)")
         trials = []
         for tid in ids:
             row = self._trial_row(tid)
@@ -108,27 +104,27 @@ class UiRouteHandlers:
         try:
             return await self.tensorboard.start(trials)
         except RuntimeError as err:
-            raise _api_error(400, str(err)) from None
+            raise ApiError(400, str(err)) from None
 
     async def get_tensorboard(self, id: str, **_: Any) -> dict:
         info = self.tensorboard.get(id)
         if info is None:
-            raise _api_error(404, f"TensorBoard task {id!r} not found")
+            raise ApiError(404, f"TensorBoard task {id!r} not found")
         return info
 
     async def restart_tensorboard(self, id: str, **_: Any) -> dict:
         try:
             info = await self.tensorboard.restart(id)
         except RuntimeError as err:
-            raise _api_error(400, str(err)) from None
+            raise ApiError(400, str(err)) from None
         if info is None:
-            raise _api_error(404, f"TensorBoard task {id!r} not found")
+            raise ApiError(404, f"TensorBoard task {id!r} not found")
         return info
 
     async def stop_tensorboard(self, id: str, **_: Any) -> dict:
         info = await self.tensorboard.stop(id)
         if info is None:
-            raise _api_error(404, f"TensorBoard task {id!r} not found")
+            raise ApiError(404, f"TensorBoard task {id!r} not found")
         return info
 
     async def list_tensorboard_tasks(self, **_: Any) -> list:

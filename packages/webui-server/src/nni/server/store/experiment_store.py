@@ -130,16 +130,6 @@ class ExperimentStore:
         row = self.experiment_row()
         return {"status": row.status, "errors": json.loads(row.errors or "[]")}
 
-    def next_ids(self, parameter: bool = False) -> tuple[int, int]:
-        """Reserve the next sequence id (and parameter id): ``(sequence_id, parameter_id)``."""
-        with self.db.atomic():
-            row = self.experiment_row()
-            fields = {"next_sequence_id": row.next_sequence_id + 1}
-            if parameter:
-                fields["next_parameter_id"] = row.next_parameter_id + 1
-            self.m.Experiment.update(**fields).execute()
-            return row.next_sequence_id, row.next_parameter_id
-
     # ----- trials -----
 
     def add_trial(
@@ -413,8 +403,3 @@ class ExperimentStore:
                 parameter = row.parameter
             out.append({"parameter": parameter, "value": recs[-1]["data"], "trialJobId": row.trial_id})
         return out
-
-    def intermediate_counts(self) -> dict[str, int]:
-        M = self.m.Metric
-        q = M.select(M.trial_id, fn.COUNT(M.id).alias("n")).where(M.type == "PERIODICAL").group_by(M.trial_id)
-        return {r.trial_id: r.n for r in q}

@@ -38,6 +38,7 @@ from nni.runtime.training_service import (
     now_ms,
 )
 
+from nni.runtime.platform.local import PARAMETER_FILE, append_parameter_line
 from nni.runtime.trial_metrics import MetricRecordReader
 
 from .gpu import GpuInventory, GpuScheduler, parse_gpu_indices
@@ -263,7 +264,7 @@ class LocalTrainingService(TrainingService):
         self.check_request(gpu_number)
         trial_dir = self._trials_dir / spec.trial_id
         (trial_dir / ".nni").mkdir(parents=True, exist_ok=True)
-        (trial_dir / "parameter.cfg").write_text(spec.parameter.rstrip("\n") + "\n", encoding="utf-8")
+        (trial_dir / PARAMETER_FILE).write_text(spec.parameter.rstrip("\n") + "\n", encoding="utf-8")
         detail = TrialJobDetail(
             id=spec.trial_id,
             status=TrialJobStatus.WAITING,
@@ -292,6 +293,13 @@ class LocalTrainingService(TrainingService):
         self._signal(run, signal.SIGTERM)
         loop = asyncio.get_running_loop()
         run.kill_handle = loop.call_later(self.kill_grace, self._signal, run, signal.SIGKILL)
+
+    async def send_parameter(self, trial_id: str, parameter: str) -> None:
+        detail = self._trials[trial_id]  # KeyError for an unknown trial, as the contract says
+        if detail.status.is_final:
+            return
+        # the trial's file channel polls parameter.cfg for the line of the index it asked for
+        append_parameter_line(os.path.join(detail.working_directory, PARAMETER_FILE), parameter)
 
     def _signal(self, run: _Running, sig: int) -> None:
         if run.process is None or run.process.returncode is not None:
