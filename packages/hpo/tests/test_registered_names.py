@@ -7,9 +7,10 @@ from nni.runtime import registry
 from nni.utils import ClassArgsValidator
 
 EXPECTED = {
-    "tuner": {"TPE", "Random", "Anneal", "Evolution", "GridSearch", "BatchTuner"},
+    "tuner": {"TPE", "Random", "Anneal", "Evolution", "GridSearch", "BatchTuner", "PBTTuner", "PPOTuner", "SMAC", "DNGOTuner",
+              "GPTuner", "MetisTuner", "NetworkMorphism"},
     "assessor": {"Medianstop", "Curvefitting"},
-    "advisor": {"Hyperband"},
+    "advisor": {"Hyperband", "BOHB"},
 }
 
 

@@ -4,6 +4,9 @@
 * ``IN`` -> ``tuner.update_search_space`` then ``ID``; ``SS`` -> ``update_search_space``.
 * ``GE n`` -> ``tuner.generate_multiple_parameters`` with n fresh parameter ids -> one ``TR`` per
   configuration; when fewer than n come back (``NoMoreTrialError`` or a short list) one ``NO``.
+  A tuner with ``defers_requests = True`` (PBT: the next generation needs the current one's
+  results) answers with a short list for "not yet": the missing ids wait, and are asked again
+  after every final result and trial end; only its ``NoMoreTrialError`` sends ``NO``.
 * ``ME`` FINAL -> ``tuner.receive_trial_result(parameter_id, parameters, value, customized=...,
   trial_job_id=...)`` (only the first final result of a parameter id counts);
   PERIODICAL -> ``assessor.assess_trial(trial_job_id, history)`` with the trial's intermediate
@@ -60,6 +63,7 @@ class MsgDispatcher(MsgDispatcherBase):
         self._histories: dict[str, dict[int, Any]] = {}  # trial_job_id -> {sequence: value}
         self._trial_parameter: dict[str, Any] = {}  # trial_job_id -> latest parameter_id
         self._killed: set[str] = set()
+        self._deferred: list[int] = []  # requested ids a deferring tuner will serve later
 
     # -- ids ---------------------------------------------------------------------------------------
     def _note_id(self, parameter_id: Any) -> None:
@@ -109,6 +113,10 @@ class MsgDispatcher(MsgDispatcherBase):
         if count <= 0:
             return
         ids = [self._new_id() for _ in range(count)]
+        if getattr(self.tuner, "defers_requests", False) is True:
+            self._deferred.extend(ids)
+            self._serve_deferred()
+            return
         try:
             params_list = self.tuner.generate_multiple_parameters(ids)
         except NoMoreTrialError:
@@ -122,6 +130,24 @@ class MsgDispatcher(MsgDispatcherBase):
                 self._used_ids.discard(pid)
             self._next_parameter_id = min(ids[len(params_list):])
             self.send(CommandType.NoMoreTrialJobs, "")
+
+    def _serve_deferred(self) -> None:
+        """Ask a deferring tuner again for the ids still waiting; ``NO`` once it has no more."""
+        if not self._deferred:
+            return
+        ids, self._deferred = self._deferred, []
+        try:
+            params_list = list(self.tuner.generate_multiple_parameters(ids) or [])[:len(ids)]
+        except NoMoreTrialError:
+            for pid in ids:
+                self._used_ids.discard(pid)
+            self._next_parameter_id = min([self._next_parameter_id, *ids])
+            self.send(CommandType.NoMoreTrialJobs, "")
+            return
+        for pid, params in zip(ids, params_list):
+            self.parameters[pid] = params
+            self.send(CommandType.NewTrialJob, pack_parameter(pid, params))
+        self._deferred = ids[len(params_list):]
 
     def handle_import_data(self, data: list) -> None:
         for item in data or []:
@@ -168,6 +194,7 @@ class MsgDispatcher(MsgDispatcherBase):
             return
         self._final_received.add(pid)
         self.tuner.receive_trial_result(pid, self.parameters[pid], value, customized=customized, trial_job_id=trial_job_id)
+        self._serve_deferred()
 
     def _tuner_accepts_customized(self) -> bool:
         return getattr(self.tuner, "accept_customized_trials", False) is True
@@ -245,3 +272,4 @@ class MsgDispatcher(MsgDispatcherBase):
         if self.assessor is not None and trial_job_id is not None:
             self.assessor.trial_end(trial_job_id, success)
         self._histories.pop(trial_job_id, None)
+        self._serve_deferred()

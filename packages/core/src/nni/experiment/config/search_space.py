@@ -6,7 +6,9 @@ searchspace`` and the manager's REST update:
 
 * a **built-in** algorithm (``name`` registered by an installed distribution's ``nni.tuners`` /
   ``nni.advisors`` entry points) gets the standard check of
-  :func:`nni.common.hpo_utils.validate_search_space` (a mapping of ``{"_type", "_value"}``);
+  :func:`nni.common.hpo_utils.validate_search_space` (a mapping of ``{"_type", "_value"}``),
+  a space that fails it goes to the class's hook below when the class defines one (PPOTuner:
+  the annotation's ``mutable_layer`` type);
 * a **custom** algorithm (``className`` + ``codeDirectory``, or a name registered with
   ``nnictl algo register``) receives the space exactly as written: any JSON value, custom
   ``_type`` names, list-valued parameters. It is checked only by the class's own hook when the
@@ -87,9 +89,17 @@ def check_search_space(config: dict, space: Any, field: str = "searchSpace", *, 
     """
     kind, spec = search_space_owner(config)
     if is_builtin_algorithm(kind, spec):
-        validate_standard(space, field)
-        return
-    hook = _custom_hook(kind, spec) if load_classes else None
+        try:
+            validate_standard(space, field)
+            return
+        except ConfigError:
+            # a built-in with its own format (its class defines the hook) decides; only then is
+            # its class imported
+            hook = _custom_hook(kind, spec) if spec and spec.get("name") else None
+            if hook is None:
+                raise
+    else:
+        hook = _custom_hook(kind, spec) if load_classes else None
     if hook is None:
         return
     try:

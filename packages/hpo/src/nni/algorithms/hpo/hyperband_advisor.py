@@ -389,7 +389,7 @@ class Hyperband(MsgDispatcherBase):
         bracket = _Bracket(self._iteration, s, self.schedule[s], self.optimize_mode)
         self.brackets.append(bracket)
         n0 = bracket.rounds[0][0]
-        rows = self.space.sample(self.rng, n0)
+        rows = self._new_rows(n0)
         configs = [(k, self.space.to_parameters(row)) for k, row in enumerate(rows)]
         self._start_round(bracket, configs)
         _logger.info("Hyperband iteration %d: bracket s=%d starts with %d configurations", self._iteration, s, n0)
@@ -398,6 +398,11 @@ class Hyperband(MsgDispatcherBase):
             self._iteration += 1
         else:
             self._next_s = s - 1
+
+    def _new_rows(self, count: int) -> np.ndarray:
+        """The first-round configurations of a new bracket, as :class:`FlatSpace` rows: random
+        draws from the search space (BOHB overrides this with its model-based sampling)."""
+        return self.space.sample(self.rng, count)
 
     def _start_round(self, bracket: _Bracket, configs: list[tuple[int, dict]]) -> None:
         budget = bracket.rounds[bracket.round_index][1]
