@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nni.runtime.protocol import CommandType
+from nni.testing import CommandRecorder
 from nni.utils import check_class_args
 
 from nni.algorithms.hpo.bohb_advisor import (
@@ -22,28 +23,11 @@ from nni.algorithms.hpo.hyperband_advisor import TRIAL_BUDGET_KEY
 SPACE = {"x": {"_type": "uniform", "_value": [0, 1]}, "y": {"_type": "uniform", "_value": [0, 1]}}
 
 
-class Recorder:
-    """Capture what the advisor sends instead of writing frames to stdout."""
-
-    def __init__(self, advisor):
-        self.advisor = advisor
-        self.sent: list[tuple[str, str]] = []
-        advisor.send = lambda command, data="": self.sent.append((command.value.decode(), data))
-
-    def command(self, command: CommandType, payload) -> None:
-        self.advisor.process_command(command, payload if isinstance(payload, str) else json.dumps(payload))
-
-    def take(self, code: str = "TR") -> list:
-        out = [json.loads(d) if code in ("TR", "SP") else d for c, d in self.sent if c == code]
-        self.sent = [(c, d) for c, d in self.sent if c != code]
-        return out
-
-
 def _start(space=SPACE, seed=0, **kwargs):
     kwargs.setdefault("optimize_mode", "minimize")
     advisor = BOHB(**kwargs)
     advisor.rng = np.random.default_rng(seed)
-    rec = Recorder(advisor)
+    rec = CommandRecorder(advisor)
     rec.command(CommandType.Initialize, space)
     assert rec.sent == [("ID", "")]
     rec.sent.clear()
@@ -237,7 +221,7 @@ def test_all_types_and_nested_choice_with_a_model():
 
 def test_import_data_feeds_the_budget_models():
     advisor = BOHB(max_budget=9, optimize_mode="maximize")
-    rec = Recorder(advisor)
+    rec = CommandRecorder(advisor)
     records = [{"parameter": {"x": 0.1 * i, "y": 0.5, TRIAL_BUDGET_KEY: 3}, "value": 0.1 * i} for i in range(5)]
     records.append({"parameter": {"x": 0.9, "y": 0.9}, "value": {"default": 2.0}})  # no budget: max_budget
     rec.command(CommandType.ImportData, records)  # before the search space: kept until it is known

@@ -10,7 +10,7 @@ import pytest
 
 from nni.algorithms.hpo.dngo_tuner import DNGO_TYPES, DNGOClassArgsValidator, DNGOTuner, _fit_blr
 from nni.algorithms.hpo.random_tuner import RandomTuner
-from nni.testing import TunerContract
+from nni.testing import BRANIN_SPACE, TunerContract, branin, minimize_with
 from nni.utils import check_class_args
 
 
@@ -24,19 +24,11 @@ class TestDngoContract(TunerContract):
 
 
 def _best(tuner, space, f, n):
-    tuner.update_search_space(space)
-    best = math.inf
-    for i in range(n):
-        p = tuner.generate_parameters(i)
-        y = f(p)
-        best = min(best, y)
-        tuner.receive_trial_result(i, p, y)
-        tuner.trial_end(i, True)
-    return best
+    return minimize_with(tuner, space, f, n)[0]
 
 
 def test_string_choice_and_unsupported_types_rejected_with_reason():
-    with pytest.raises(ValueError, match=r"'k'.*only numbers as choice options.*got 'relu'") as err:
+    with pytest.raises(ValueError, match=r"'k'.*choice option 'relu' is not a number; DNGOTuner accepts numerical") as err:
         DNGOTuner().update_search_space({"k": {"_type": "choice", "_value": [1, "relu"]}})
     assert "\n" not in str(err.value)
     for spec in ({"_type": "normal", "_value": [0, 1]}, {"_type": "choice", "_value": [{"_name": "a"}, {"_name": "b"}]}):
@@ -119,13 +111,7 @@ def test_missing_torch_gives_install_hint():
 
 @pytest.mark.slow
 def test_beats_random_on_branin():
-    space = {"x1": {"_type": "uniform", "_value": [-5, 10]}, "x2": {"_type": "uniform", "_value": [0, 15]}}
-
-    def branin(p):
-        x1, x2 = p["x1"], p["x2"]
-        return (x2 - 5.1 / (4 * math.pi ** 2) * x1 ** 2 + 5 / math.pi * x1 - 6) ** 2 + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1) + 10
-
-    dngo = [_best(DNGOTuner(optimize_mode="minimize", trials_per_update=10, num_epochs_per_training=100, seed=s), space, branin, 30)
+    dngo = [_best(DNGOTuner(optimize_mode="minimize", trials_per_update=10, num_epochs_per_training=100, seed=s), BRANIN_SPACE, branin, 30)
             for s in range(2)]
-    rnd = [_best(RandomTuner(seed=s), space, branin, 30) for s in range(2)]
+    rnd = [_best(RandomTuner(seed=s), BRANIN_SPACE, branin, 30) for s in range(2)]
     assert np.median(dngo) < np.median(rnd)

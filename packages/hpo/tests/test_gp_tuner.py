@@ -1,24 +1,14 @@
 """GPTuner: the core contract, classArgs errors, and that its model finds good regions."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 
 from nni.algorithms.hpo.gp_tuner import GPClassArgsValidator, GPTuner
 from nni.algorithms.hpo.random_tuner import RandomTuner
-from nni.testing import TunerContract
+from nni.testing import BRANIN_SPACE, TunerContract, branin, minimize_with
 from nni.utils import check_class_args
-
-BRANIN = {"x1": {"_type": "uniform", "_value": [-5, 10]}, "x2": {"_type": "uniform", "_value": [0, 15]}}
-
-
-def branin(p: dict) -> float:
-    x1, x2 = p["x1"], p["x2"]
-    b, c, t = 5.1 / (4 * math.pi ** 2), 5 / math.pi, 1 / (8 * math.pi)
-    return (x2 - b * x1 ** 2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
-
 
 class TestGpContract(TunerContract):
     supported_types = frozenset({"choice", "randint", "uniform", "quniform", "loguniform", "qloguniform"})
@@ -31,15 +21,7 @@ class TestGpContract(TunerContract):
 
 
 def _best(tuner, space, f, n):
-    tuner.update_search_space(space)
-    best = math.inf
-    for i in range(n):
-        p = tuner.generate_parameters(i)
-        y = f(p)
-        best = min(best, y)
-        tuner.receive_trial_result(i, p, y)
-        tuner.trial_end(i, True)
-    return best
+    return minimize_with(tuner, space, f, n)[0]
 
 
 def test_acquisition_prefers_optimum_region_1d():
@@ -60,9 +42,9 @@ def test_acquisition_prefers_optimum_region_1d():
 @pytest.mark.parametrize("utility", ["ei", "ucb", "poi"])
 def test_beats_random_on_branin(utility):
     gp = [_best(GPTuner("minimize", utility=utility, kappa=2 if utility == "ucb" else 5,
-                        selection_num_warm_up=2000, selection_num_starting_points=20, seed=s), BRANIN, branin, 30)
+                        selection_num_warm_up=2000, selection_num_starting_points=20, seed=s), BRANIN_SPACE, branin, 30)
           for s in range(2)]
-    rnd = [_best(RandomTuner(seed=s), BRANIN, branin, 30) for s in range(2)]
+    rnd = [_best(RandomTuner(seed=s), BRANIN_SPACE, branin, 30) for s in range(2)]
     assert np.median(gp) < np.median(rnd)
     assert np.median(gp) < 1.0  # optimum 0.398
 
@@ -94,7 +76,7 @@ def test_concurrent_suggestions_differ():
 
 def test_import_data_counts_as_warm_up():
     tuner = GPTuner("minimize", cold_start_num=10, selection_num_warm_up=2000, seed=0)
-    tuner.update_search_space(BRANIN)
+    tuner.update_search_space(BRANIN_SPACE)
     rng = np.random.default_rng(0)
     data = []
     for _ in range(12):

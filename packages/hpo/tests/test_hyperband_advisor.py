@@ -7,6 +7,7 @@ import math
 import pytest
 
 from nni.runtime.protocol import CommandType
+from nni.testing import CommandRecorder
 from nni.utils import check_class_args
 
 from nni.algorithms.hpo.hyperband_advisor import (
@@ -108,29 +109,12 @@ def test_registered_as_builtin_advisor():
 # ---- driving the advisor through commands --------------------------------------------------
 
 
-class Recorder:
-    """Capture what the advisor sends instead of writing frames to stdout."""
-
-    def __init__(self, advisor: Hyperband):
-        self.advisor = advisor
-        self.sent: list[tuple[str, str]] = []
-        advisor.send = lambda command, data="": self.sent.append((command.value.decode(), data))
-
-    def command(self, command: CommandType, payload) -> None:
-        self.advisor.process_command(command, payload if isinstance(payload, str) else json.dumps(payload))
-
-    def take(self, code: str = "TR") -> list:
-        out = [json.loads(d) if code in ("TR", "SP") else d for c, d in self.sent if c == code]
-        self.sent = [(c, d) for c, d in self.sent if c != code]
-        return out
-
-
 def _start(R=9, eta=3, exec_mode="serial", optimize_mode="maximize", space=SPACE, seed=0):
     import numpy as np
 
     advisor = Hyperband(R=R, eta=eta, exec_mode=exec_mode, optimize_mode=optimize_mode)
     advisor.rng = np.random.default_rng(seed)
-    rec = Recorder(advisor)
+    rec = CommandRecorder(advisor)
     rec.command(CommandType.Initialize, space)
     assert rec.sent == [("ID", "")]
     rec.sent.clear()
@@ -326,7 +310,7 @@ def test_unsupported_metric_type_fails_through_the_error_path():
 
 def test_request_before_initialize_is_an_error_line():
     advisor = Hyperband()
-    rec = Recorder(advisor)
+    rec = CommandRecorder(advisor)
     with pytest.raises(RuntimeError):
         rec.command(CommandType.RequestTrialJobs, 1)
     assert rec.take("ER")

@@ -8,17 +8,8 @@ import pytest
 
 from nni.algorithms.hpo.metis_tuner import MetisClassArgsValidator, MetisTuner
 from nni.algorithms.hpo.random_tuner import RandomTuner
-from nni.testing import TunerContract
+from nni.testing import BRANIN_SPACE, TunerContract, branin
 from nni.utils import check_class_args
-
-BRANIN = {"x1": {"_type": "uniform", "_value": [-5, 10]}, "x2": {"_type": "uniform", "_value": [0, 15]}}
-
-
-def branin(p: dict) -> float:
-    x1, x2 = p["x1"], p["x2"]
-    b, c, t = 5.1 / (4 * math.pi ** 2), 5 / math.pi, 1 / (8 * math.pi)
-    return (x2 - b * x1 ** 2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
-
 
 class TestMetisContract(TunerContract):
     supported_types = frozenset({"choice", "randint", "uniform", "quniform"})
@@ -43,9 +34,9 @@ def _run(tuner, space, f, n):
 
 
 def test_beats_random_on_branin():
-    metis = [_run(MetisTuner("minimize", selection_num_starting_points=200, seed=s), BRANIN, branin, 30)[0]
+    metis = [_run(MetisTuner("minimize", selection_num_starting_points=200, seed=s), BRANIN_SPACE, branin, 30)[0]
              for s in range(2)]
-    rnd = [_run(RandomTuner(seed=s), BRANIN, branin, 30)[0] for s in range(2)]
+    rnd = [_run(RandomTuner(seed=s), BRANIN_SPACE, branin, 30)[0] for s in range(2)]
     assert np.median(metis) < np.median(rnd)
     assert np.median(metis) < 1.0
 

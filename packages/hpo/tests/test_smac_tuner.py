@@ -9,17 +9,8 @@ import pytest
 
 from nni.algorithms.hpo.random_tuner import RandomTuner
 from nni.algorithms.hpo.smac_tuner import SMAC_TYPES, SMACClassArgsValidator, SMACTuner, _log_ei, _log_scaled
-from nni.testing import TunerContract
+from nni.testing import BRANIN_SPACE, TunerContract, branin, minimize_with
 from nni.utils import NoMoreTrialError, check_class_args
-
-BRANIN = {"x1": {"_type": "uniform", "_value": [-5, 10]}, "x2": {"_type": "uniform", "_value": [0, 15]}}
-
-
-def branin(p: dict) -> float:
-    x1, x2 = p["x1"], p["x2"]
-    b, c, t = 5.1 / (4 * math.pi ** 2), 5 / math.pi, 1 / (8 * math.pi)
-    return (x2 - b * x1 ** 2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
-
 
 class TestSmacContract(TunerContract):
     supported_types = frozenset(SMAC_TYPES)
@@ -27,19 +18,6 @@ class TestSmacContract(TunerContract):
 
     def make_tuner(self):
         return SMACTuner(optimize_mode="maximize", seed=0)
-
-
-def _best(tuner, space, f, n):
-    tuner.update_search_space(space)
-    best, params = math.inf, []
-    for i in range(n):
-        p = tuner.generate_parameters(i)
-        params.append(p)
-        y = f(p)
-        best = min(best, y)
-        tuner.receive_trial_result(i, p, y)
-        tuner.trial_end(i, True)
-    return best, params
 
 
 @pytest.mark.parametrize("spec, reason", [
@@ -65,7 +43,7 @@ def test_config_dedup_never_repeats_then_exhausts():
     space = {"a": {"_type": "choice", "_value": [1, 2, 3]}, "k": {"_type": "randint", "_value": [0, 3]},
              "q": {"_type": "quniform", "_value": [0, 1, 0.5]}}
     tuner = SMACTuner(optimize_mode="minimize", config_dedup=True, seed=2)
-    _, params = _best(tuner, space, lambda p: p["a"] + p["k"] + p["q"], 27)
+    _, params = minimize_with(tuner, space, lambda p: p["a"] + p["k"] + p["q"], 27)
     assert len({json.dumps(p, sort_keys=True) for p in params}) == 27  # 3 * 3 * 3, each once
     with pytest.raises(NoMoreTrialError):
         tuner.generate_parameters(27)
@@ -73,14 +51,14 @@ def test_config_dedup_never_repeats_then_exhausts():
 
 def test_without_dedup_repeats_happen_on_a_tiny_space():
     space = {"a": {"_type": "choice", "_value": [1, 2]}}
-    _, params = _best(SMACTuner(optimize_mode="minimize", seed=0), space, lambda p: p["a"], 12)
+    _, params = minimize_with(SMACTuner(optimize_mode="minimize", seed=0), space, lambda p: p["a"], 12)
     assert len(params) == 12 and [p["a"] for p in params[-4:]].count(1) >= 2
 
 
 def test_randint_is_ordered_and_optimized():
     # an ordered integer optimum in the middle of a wide range: found without trying every value
     space = {"n": {"_type": "randint", "_value": [0, 200]}, "x": {"_type": "uniform", "_value": [0, 1]}}
-    best, _ = _best(SMACTuner(optimize_mode="minimize", seed=1), space, lambda p: abs(p["n"] - 137) + p["x"], 40)
+    best, _ = minimize_with(SMACTuner(optimize_mode="minimize", seed=1), space, lambda p: abs(p["n"] - 137) + p["x"], 40)
     assert best < 6
 
 
@@ -105,14 +83,14 @@ def test_maximize_reverses_direction():
 
 def test_import_data_is_used_by_the_model():
     tuner = SMACTuner(optimize_mode="minimize", seed=0)
-    tuner.update_search_space(BRANIN)
+    tuner.update_search_space(BRANIN_SPACE)
     rng = np.random.default_rng(0)
     data = [{"parameter": {"x1": float(rng.uniform(-5, 10)), "x2": float(rng.uniform(0, 15))}} for _ in range(20)]
     for d in data:
         d["value"] = branin(d["parameter"])
     data.append({"parameter": {"x1": 1.0}, "value": 1.0})  # missing a key: skipped
     assert tuner.import_data(data) == 20
-    best, _ = _best(tuner, BRANIN, branin, 15)
+    best, _ = minimize_with(tuner, BRANIN_SPACE, branin, 15)
     assert best < min(d["value"] for d in data[:20])
 
 
@@ -127,7 +105,7 @@ def test_bad_class_args_name_the_key(args, key):
 
 @pytest.mark.slow
 def test_beats_random_on_branin():
-    smac = [_best(SMACTuner(optimize_mode="minimize", seed=s), BRANIN, branin, 40)[0] for s in range(3)]
-    rnd = [_best(RandomTuner(seed=s), BRANIN, branin, 40)[0] for s in range(3)]
+    smac = [minimize_with(SMACTuner(optimize_mode="minimize", seed=s), BRANIN_SPACE, branin, 40)[0] for s in range(3)]
+    rnd = [minimize_with(RandomTuner(seed=s), BRANIN_SPACE, branin, 40)[0] for s in range(3)]
     assert np.median(smac) < np.median(rnd)
     assert np.median(smac) < 1.0  # the optimum is 0.3979

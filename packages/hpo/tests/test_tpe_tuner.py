@@ -8,17 +8,8 @@ import pytest
 
 from nni.algorithms.hpo.random_tuner import RandomTuner
 from nni.algorithms.hpo.tpe_tuner import TpeClassArgsValidator, TpeTuner
-from nni.testing import TunerContract
+from nni.testing import BRANIN_SPACE, TunerContract, branin, minimize_with
 from nni.utils import check_class_args
-
-BRANIN = {"x1": {"_type": "uniform", "_value": [-5, 10]}, "x2": {"_type": "uniform", "_value": [0, 15]}}
-
-
-def branin(p: dict) -> float:
-    x1, x2 = p["x1"], p["x2"]
-    b, c, t = 5.1 / (4 * math.pi ** 2), 5 / math.pi, 1 / (8 * math.pi)
-    return (x2 - b * x1 ** 2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
-
 
 class TestTpeContract(TunerContract):
     supported_types = TunerContract.ALL_TYPES
@@ -29,20 +20,12 @@ class TestTpeContract(TunerContract):
 
 
 def _best(tuner, space, f, n):
-    tuner.update_search_space(space)
-    best = math.inf
-    for i in range(n):
-        p = tuner.generate_parameters(i)
-        y = f(p)
-        best = min(best, y)
-        tuner.receive_trial_result(i, p, y)
-        tuner.trial_end(i, True)
-    return best
+    return minimize_with(tuner, space, f, n)[0]
 
 
 def test_beats_random_on_branin():
-    tpe = [_best(TpeTuner(optimize_mode="minimize", seed=s), BRANIN, branin, 50) for s in range(4)]
-    rnd = [_best(RandomTuner(seed=s), BRANIN, branin, 50) for s in range(4)]
+    tpe = [_best(TpeTuner(optimize_mode="minimize", seed=s), BRANIN_SPACE, branin, 50) for s in range(4)]
+    rnd = [_best(RandomTuner(seed=s), BRANIN_SPACE, branin, 50) for s in range(4)]
     assert np.median(tpe) < np.median(rnd)
     assert np.median(tpe) < 0.6  # the optimum is 0.3979
 
@@ -110,7 +93,7 @@ def test_nested_parameters_only_when_branch_active():
 
 def test_import_data_warm_start():
     tuner = TpeTuner(optimize_mode="minimize", seed=0, tpe_args={"n_startup_jobs": 10})
-    tuner.update_search_space(BRANIN)
+    tuner.update_search_space(BRANIN_SPACE)
     rng = np.random.default_rng(0)
     data = []
     for _ in range(30):
@@ -125,7 +108,7 @@ def test_import_data_warm_start():
 def test_seed_reproducible():
     a = TpeTuner(seed=7)
     b = TpeTuner(seed=7)
-    assert _best(a, BRANIN, branin, 25) == _best(b, BRANIN, branin, 25)
+    assert _best(a, BRANIN_SPACE, branin, 25) == _best(b, BRANIN_SPACE, branin, 25)
 
 
 @pytest.mark.parametrize("args, key", [

@@ -12,8 +12,10 @@ From Python::
 from __future__ import annotations
 
 from .benchmark import BenchmarkConfig, load_report, markdown_table, plot_curves, run_benchmark, write_outputs
+from .multifidelity import MF_TASKS, mf_table, run_multifidelity, write_mf_outputs
 from .runners import (
     NNI_DEFAULT_TUNERS,
+    QUICK_NNI_TUNERS,
     PEER_NAMES,
     History,
     HyperoptRunner,
@@ -27,5 +29,6 @@ from .tasks import QUICK_TASKS, TASK_NAMES, Task, get_task
 __all__ = [
     "BenchmarkConfig", "run_benchmark", "load_report", "markdown_table", "plot_curves", "write_outputs",
     "Runner", "NniTunerRunner", "OptunaRunner", "HyperoptRunner", "History", "make_runner",
-    "NNI_DEFAULT_TUNERS", "PEER_NAMES", "Task", "get_task", "TASK_NAMES", "QUICK_TASKS",
+    "NNI_DEFAULT_TUNERS", "QUICK_NNI_TUNERS", "PEER_NAMES",
+    "run_multifidelity", "mf_table", "write_mf_outputs", "MF_TASKS", "Task", "get_task", "TASK_NAMES", "QUICK_TASKS",
 ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import multiprocessing
 import os
 import pickle
@@ -98,10 +99,16 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
         raise ValueError(f"--tuners: each tuner may appear once, got {', '.join(names)}")
     checkpoints = sorted({c for c in config.checkpoints if c <= config.trials} | {config.trials})
 
+    # A tuner that rejects a task's space is reported "n/a (reason)" for that task, not run.
+    unsupported = {(t, r.name): why for t in config.tasks for r in runners
+                   if (why := r.unsupported(get_task(t))) is not None}
+
     jobs: list[tuple] = []
     real_first = sorted(config.tasks, key=lambda t: get_task(t).synthetic)  # slow tasks start first
     for task_name in real_first:
         for runner in runners:
+            if (task_name, runner.name) in unsupported:
+                continue
             for n_obs in config.latency_obs:
                 jobs.append(("latency", task_name, runner, n_obs, config.trials, config.latency_repeats))
             for seed in range(config.seeds):
@@ -127,7 +134,7 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
         bar.close()
     wall = time.perf_counter() - started
 
-    report = _assemble(config, runners, checkpoints, results, wall, workers)
+    report = _assemble(config, runners, checkpoints, results, wall, workers, unsupported)
     if config.out is not None:
         write_outputs(report, Path(config.out))
     return report
@@ -157,7 +164,12 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="hpo-benchmark", unit="job", file=sys.stderr, dynamic_ncols=True)
 
 
-def _assemble(config, runners, checkpoints, results, wall, workers) -> dict:
+def is_na(entry: dict) -> bool:
+    """Whether a summary or latency entry marks a tuner that could not search the task."""
+    return "n/a" in entry
+
+
+def _assemble(config, runners, checkpoints, results, wall, workers, unsupported) -> dict:
     tuner_names = [r.name for r in runners]
     out: dict[str, Any] = {
         "meta": {
@@ -178,6 +190,12 @@ def _assemble(config, runners, checkpoints, results, wall, workers) -> dict:
                                    "search_space": task.search_space}
         out["runs"][task_name], out["summary"][task_name], out["latency"][task_name] = {}, {}, {}
         for name in tuner_names:
+            if (task_name, name) in unsupported:
+                why = unsupported[(task_name, name)]
+                out["runs"][task_name][name] = []
+                out["summary"][task_name][name] = {"n/a": why}
+                out["latency"][task_name][name] = {"n/a": why}
+                continue
             runs = []
             for seed in range(config.seeds):
                 res = results[("run", task_name, name, seed)]
@@ -201,13 +219,14 @@ def _mean_ranks(report: dict, at: int) -> dict:
     """Mean over tasks of each tuner's rank by median best at ``at`` trials (1 = best)."""
     ranks: dict[str, list[float]] = {t: [] for t in report["tuners"]}
     for task_name, per_tuner in report["summary"].items():
-        medians = {t: per_tuner[t][str(at)]["median"] for t in report["tuners"]}
+        # ranks among the tuners that could search the task
+        medians = {t: per_tuner[t][str(at)]["median"] for t in report["tuners"] if not is_na(per_tuner[t])}
         ordered = sorted(medians.values())
         for t, m in medians.items():  # ties share the mean of their ranks
             first = ordered.index(m) + 1
             last = len(ordered) - ordered[::-1].index(m)
             ranks[t].append((first + last) / 2)
-    return {t: float(np.mean(r)) for t, r in ranks.items()}
+    return {t: float(np.mean(r)) if r else math.nan for t, r in ranks.items()}
 
 
 def _tuner_sources(runners: list[Runner]) -> dict:
@@ -253,10 +272,19 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}" if abs(x) >= 1e-3 else f"{x:.2e}"
 
 
+def _na_reason(entry: dict) -> str:
+    return f"n/a ({entry['n/a']})".replace("|", "/")  # a pipe would split the table cell
+
+
 def markdown_table(report: dict) -> str:
-    """The summary as markdown: best-so-far quartiles, mean ranks, suggestion latency."""
+    """The summary as markdown: best-so-far quartiles, mean ranks, suggestion latency.
+
+    A tuner that rejected a task's search space shows ``n/a (reason)`` for that task and is
+    left out of that task's ranks, head-to-head counts and latency.
+    """
     checkpoints = report["meta"]["checkpoints"]
     tuners = report["tuners"]
+    summary = report["summary"]
     lines = [
         f"Best-so-far objective (lower is better): median [q1, q3] over {report['meta']['seeds']} seeds; "
         f"{report['meta']['date']}.",
@@ -264,38 +292,44 @@ def markdown_table(report: dict) -> str:
         "| task | tuner | " + " | ".join(f"best @{c}" for c in checkpoints) + " | tuner ms/trial |",
         "|---|---|" + "---|" * len(checkpoints) + "---|",
     ]
-    for task_name, per_tuner in report["summary"].items():
+    for task_name, per_tuner in summary.items():
         optimum = report["tasks"][task_name]["optimum"]
         label = task_name + (f" (min {optimum:g})" if optimum is not None else "")
         for name in tuners:
             s = per_tuner[name]
+            if is_na(s):
+                lines.append(f"| {label} | {name} | {_na_reason(s)} |" + " - |" * len(checkpoints))
+                continue
             cells = [f"{_fmt(s[str(c)]['median'])} [{_fmt(s[str(c)]['q1'])}, {_fmt(s[str(c)]['q3'])}]"
                      for c in checkpoints]
             lines.append(f"| {label} | {name} | " + " | ".join(cells) + f" | {s['tuner_ms_per_trial']:.2f} |")
-    lines += ["", f"Mean rank by median best @{checkpoints[-1]} over {len(report['summary'])} tasks "
-                  "(1 = best):", "", "| tuner | mean rank |", "|---|---|"]
-    for name, rank in sorted(report["ranks"].items(), key=lambda kv: kv[1]):
-        lines.append(f"| {name} | {rank:.2f} |")
+    ran = {name: sum(not is_na(per[name]) for per in summary.values()) for name in tuners}
+    lines += ["", f"Mean rank by median best @{checkpoints[-1]} over the tasks each tuner could search "
+                  f"(of {len(summary)}; 1 = best):", "", "| tuner | mean rank | tasks |", "|---|---|---|"]
+    ranked = sorted(report["ranks"].items(), key=lambda kv: (math.isnan(kv[1]), kv[1]))
+    for name, rank in ranked:
+        lines.append(f"| {name} | {'n/a' if math.isnan(rank) else f'{rank:.2f}'} | {ran[name]} |")
     final = str(checkpoints[-1])
-    lines += ["", f"Head to head: tasks (of {len(report['summary'])}) where the row's median best @{final} "
-                  "is lower than the column's:", "",
+    lines += ["", f"Head to head: tasks where the row's median best @{final} is lower than the column's, "
+                  "of the tasks both could search:", "",
               "| row \\ column | " + " | ".join(tuners) + " |", "|---|" + "---|" * len(tuners)]
     for a in tuners:
         cells = []
         for b in tuners:
-            wins = sum(per[a][final]["median"] < per[b][final]["median"] for per in report["summary"].values())
-            cells.append("-" if a == b else str(wins))
+            both = [per for per in summary.values() if not is_na(per[a]) and not is_na(per[b])]
+            wins = sum(per[a][final]["median"] < per[b][final]["median"] for per in both)
+            cells.append("-" if a == b else (f"{wins}/{len(both)}" if both else "n/a"))
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     obs = report["meta"]["latency_obs"]
     if obs:
         lines += ["", "Suggestion latency in ms (one suggestion after N observations; "
-                      "median over tasks, [min, max]):", "",
+                      "median over the tasks the tuner could search, [min, max]):", "",
                   "| tuner | " + " | ".join(f"N={n}" for n in obs) + " |", "|---|" + "---|" * len(obs)]
         for name in tuners:
             cells = []
             for n in obs:
-                ms = [1000 * report["latency"][t][name][str(n)] for t in report["latency"]]
-                cells.append(f"{np.median(ms):.2f} [{min(ms):.2f}, {max(ms):.2f}]")
+                ms = [1000 * lat[name][str(n)] for lat in report["latency"].values() if not is_na(lat[name])]
+                cells.append(f"{np.median(ms):.2f} [{min(ms):.2f}, {max(ms):.2f}]" if ms else "n/a")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -318,11 +352,17 @@ def plot_curves(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
     from .runners import PEER_NAMES
 
+    # one colour per tuner in every panel, also when an n/a tuner is missing from a panel
+    cmap = plt.get_cmap("tab20" if len(report["tuners"]) > 10 else "tab10")
+    colors = {name: cmap(i % cmap.N) for i, name in enumerate(report["tuners"])}
+    legend: dict = {}
     for ax, task_name in zip(axes.flat, tasks):
         optimum = report["tasks"][task_name]["optimum"]
         positive = True
         low, high = np.inf, -np.inf
         for name in report["tuners"]:
+            if not report["runs"][task_name][name]:  # n/a: the tuner rejected this task's space
+                continue
             curves = np.array([r["best_so_far"] for r in report["runs"][task_name][name]], dtype=float)
             if optimum is not None:
                 curves = np.maximum(curves - optimum, 1e-9)
@@ -330,7 +370,8 @@ def plot_curves(report: dict, path: Path) -> None:
             q1, med, q3 = np.nanpercentile(curves, [25, 50, 75], axis=0)
             x = np.arange(1, curves.shape[1] + 1)
             style = "--" if name in PEER_NAMES else "-"  # peers dashed, NNI tuners solid
-            (line,) = ax.plot(x, med, style, label=name, lw=1.4)
+            (line,) = ax.plot(x, med, style, label=name, lw=1.4, color=colors[name])
+            legend.setdefault(name, line)
             ax.fill_between(x, q1, q3, color=line.get_color(), alpha=0.12)
             low = min(low, float(np.nanmin(q1)))
             high = max(high, float(med[min(len(med) - 1, max(4, len(med) // 10))]))
@@ -346,7 +387,8 @@ def plot_curves(report: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    labels = [name for name in report["tuners"] if name in legend]
+    handles = [legend[name] for name in labels]
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), frameon=False)
     fig.suptitle(f"median best-so-far, IQR shaded ({report['meta']['seeds']} seeds)")
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))

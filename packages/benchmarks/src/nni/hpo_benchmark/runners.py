@@ -30,7 +30,13 @@ from . import space as _space
 from .tasks import Task
 
 PEER_NAMES = ("optuna-tpe", "optuna-random", "hyperopt-tpe", "hyperopt-random")
-NNI_DEFAULT_TUNERS = ("TPE", "Random", "Anneal", "Evolution")
+# Every built-in tuner that can run on a static objective (NetworkMorphism searches network
+# graphs, not a search space, so it has no task here). A tuner that rejects a task's space is
+# reported as "n/a (reason)" for that task.
+NNI_DEFAULT_TUNERS = ("TPE", "Random", "Anneal", "Evolution", "SMAC", "GPTuner", "MetisTuner",
+                      "DNGOTuner", "PBTTuner", "PPOTuner")
+# --quick keeps to tuners whose 30-trial runs take well under a second each.
+QUICK_NNI_TUNERS = ("TPE", "Random", "Anneal", "Evolution", "SMAC", "GPTuner", "PPOTuner")
 # classArgs a builtin name implies when its class is shared (NNI's Anneal is a HyperoptTuner).
 _IMPLIED_CLASS_ARGS = {"Anneal": {"algorithm_name": "anneal"}}
 
@@ -70,6 +76,10 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def suggestion_latency(self, task: Task, n_obs: int, seed: int, repeats: int = 3) -> float:
         """Seconds to produce one suggestion after ``n_obs`` random observations (median)."""
+
+    def unsupported(self, task: Task) -> str | None:
+        """Why this optimiser cannot search ``task``'s space, or ``None`` when it can."""
+        return None
 
 
 def random_observations(task: Task, n: int, seed: int) -> list[tuple[dict, float]]:
@@ -144,6 +154,16 @@ class NniTunerRunner(Runner):
         if "seed" in params:
             kwargs.setdefault("seed", seed)
         return cls(**kwargs)
+
+    def unsupported(self, task: Task) -> str | None:
+        """The tuner's own ``update_search_space`` error for ``task``'s space (e.g. GPTuner on a
+        nested choice), or ``None`` when it accepts the space."""
+        tuner = self.make_tuner(0)
+        try:
+            tuner.update_search_space(task.search_space)
+        except ValueError as err:  # the documented way a tuner rejects a space
+            return str(err).splitlines()[0] if str(err) else type(err).__name__
+        return None
 
     def optimize(self, task: Task, trials: int, seed: int) -> History:
         rng = np.random.default_rng(seed)

@@ -1,7 +1,8 @@
 """Test helpers shipped with nni-core: contract suites for tuners, assessors and training
 services (:class:`TunerContract`, :class:`AssessorContract`, :class:`TrainingServiceContract`;
 they need ``pytest``), a reference random
-tuner, the protocol scenario of :mod:`nni.testing.scenario`, and search-space value checks.
+tuner, the protocol scenario of :mod:`nni.testing.scenario`, search-space value checks, the
+Branin objective with an in-process tuning loop, and a recorder of dispatcher commands.
 
 Names are resolved lazily, so importing the reference tuner does not import pytest.
 """
@@ -21,6 +22,10 @@ _LAZY = {
     "check_value": "search_space_check",
     "random_parameters": "search_space_check",
     "TrainingServiceContract": "training_service",
+    "BRANIN_SPACE": "objectives",
+    "branin": "objectives",
+    "minimize_with": "objectives",
+    "CommandRecorder": "recorder",
 }
 
 __all__ = sorted(_LAZY)

@@ -133,6 +133,11 @@ class TunerContract:
         raise NotImplementedError("TunerContract subclasses must override make_tuner()")
 
     # -- helpers -------------------------------------------------------------------------------------
+    def search_space_part(self, params: dict) -> dict:
+        """The part of generated parameters that must match the search space: all of them, unless
+        the tuner adds keys of its own (PBT's checkpoint folders), which an override drops here."""
+        return params
+
     def _space(self, types: Any) -> dict:
         space = {f"p_{t}": TYPE_EXAMPLES[t] for t in types}
         if "choice" in types and not self.numeric_choice_only:
@@ -148,7 +153,7 @@ class TunerContract:
             except NoMoreTrialError:
                 break
             params = _roundtrip(params)
-            check_parameters(space, params)
+            check_parameters(space, self.search_space_part(params))
             out.append(params)
             if report:
                 value = rng.random()
@@ -261,7 +266,7 @@ class TunerContract:
         got = tuner.generate_multiple_parameters([0, 1, 2])
         assert isinstance(got, list) and 1 <= len(got) <= 3
         for params in got:
-            check_parameters(space, _roundtrip(params))
+            check_parameters(space, self.search_space_part(_roundtrip(params)))
 
     def _import_items(self, space: dict, n: int) -> list[dict]:
         rng = random.Random(1)
@@ -318,7 +323,9 @@ class TunerContract:
             tuner.generate_parameters(6)
         assert tuner.generate_multiple_parameters([7, 8]) == []
 
-    def test_under_dispatcher(self) -> None:
+    def _dispatch(self) -> tuple[dict, list[tuple[CommandType, str]]]:
+        """Drive a fresh tuner through ``MsgDispatcher``: initialize, ask for 2 trials, report one
+        result, end that trial, ask for 1 more. Returns the space and the replies."""
         from ..runtime.msg_dispatcher import MsgDispatcher
 
         space = self._space(sorted(self.supported_types))
@@ -331,12 +338,16 @@ class TunerContract:
             (CommandType.RequestTrialJobs, "1"),
             (CommandType.Terminate, ""),
         ])
+        return space, replies
+
+    def test_under_dispatcher(self) -> None:
+        space, replies = self._dispatch()
         assert replies[0] == (CommandType.Initialized, "")
         trials = [json.loads(d) for c, d in replies if c is CommandType.NewTrialJob]
         assert len(trials) == 3
         assert len({t["parameter_id"] for t in trials}) == 3
         for t in trials:
-            check_parameters(space, t["parameters"])
+            check_parameters(space, self.search_space_part(t["parameters"]))
         assert not [c for c, _ in replies if c is CommandType.Error]
 
 

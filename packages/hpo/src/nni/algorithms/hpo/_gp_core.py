@@ -19,7 +19,6 @@
 """
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from typing import Any, Callable
@@ -27,21 +26,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ._space import FlatSpace
-
-_logger = logging.getLogger(__name__)
+from ._tuner_support import ObservationLog, check_numeric_choices, check_search_space, loss_of
 
 NUMERIC_TYPES = ("choice", "randint", "uniform", "quniform", "loguniform", "qloguniform")
-
-
-def check_numeric_choices(search_space: dict, tuner: str) -> None:
-    """Reject choices whose options are not all numbers (the GP needs distances between points)."""
-    for name, spec in search_space.items():
-        if isinstance(spec, dict) and spec.get("_type") == "choice":
-            for option in spec.get("_value") or []:
-                if isinstance(option, bool) or not isinstance(option, (int, float)):
-                    raise ValueError(
-                        f"search space {name!r}: choice option {option!r} is not a number; {tuner} accepts numerical "
-                        "choice values only (it models distances between points); use TPE, SMAC or Random for other values")
 
 
 class UnitBox:
@@ -264,7 +251,8 @@ def first_new(candidates: np.ndarray, box: UnitBox, taken: set) -> np.ndarray | 
 def point_key(u: np.ndarray) -> tuple:
     return tuple(np.round(np.asarray(u, dtype=float), 9).tolist())
 
-class GpTunerBase:
+
+class GpTunerBase(ObservationLog):
     """Observation bookkeeping shared by the GP-based tuners (mixed into a ``Tuner``).
 
     Subclasses set ``name``, ``optimize_mode``, ``cold_start_num``, ``rng`` and implement
@@ -275,6 +263,7 @@ class GpTunerBase:
     """
 
     name = "GP"
+    parameter_errors = (ValueError, IndexError, KeyError, TypeError)
 
     def _init_state(self) -> None:
         self.space: FlatSpace | None = None
@@ -287,13 +276,12 @@ class GpTunerBase:
 
     # ------------------------------------------------------------------ Tuner API
     def update_search_space(self, search_space: dict) -> None:
-        from ._tuner_support import check_search_space
-
         check_search_space(search_space, self.name, NUMERIC_TYPES, nested=False)
         check_numeric_choices(search_space, self.name)
         old_box = self.box
-        self.space = FlatSpace(search_space)
-        self.box = UnitBox(self.space)
+        space = FlatSpace(search_space)
+        self.box = UnitBox(space)
+        self.space = space
         if old_box is not None and old_box.space.formatted != self.space.formatted:
             xs, ys = [], []
             for u, y in zip(self._x, self._y):
@@ -304,47 +292,17 @@ class GpTunerBase:
                 ys.append(y)
             self._x, self._y, self._pending = xs, ys, {}
 
-    def generate_parameters(self, parameter_id: Any, **kwargs: Any) -> dict:
-        if self.box is None:
-            raise RuntimeError(f"{self.name}: update_search_space() must be called before generate_parameters()")
-        u = self._suggest()
-        self._pending[parameter_id] = u
+    # ------------------------------------------------------------------ internals
+    def _point_of(self, parameters: Any) -> np.ndarray:
+        return self.box.from_parameters(parameters)
+
+    def _parameters_of(self, u: np.ndarray) -> dict:
         return self.box.to_parameters(u)
 
-    def receive_trial_result(self, parameter_id: Any, parameters: Any, value: Any, **kwargs: Any) -> None:
-        u = self._pending.pop(parameter_id, None)
-        if u is None:
-            try:
-                u = self.box.from_parameters(parameters)
-            except (ValueError, IndexError, KeyError, TypeError) as err:
-                _logger.warning("%s: ignoring result of %s: %s", self.name, parameter_id, err)
-                return
-        self._add(u, value)
-
-    def trial_end(self, parameter_id: Any, success: bool, **kwargs: Any) -> None:
-        self._pending.pop(parameter_id, None)
-
-    def import_data(self, data: list[dict]) -> int:
-        """Use earlier results (``[{"parameter": {...}, "value": ...}]``); returns how many fitted the space."""
-        if self.box is None:
-            raise RuntimeError(f"{self.name}: update_search_space() must be called before import_data()")
-        imported = 0
-        for record in data:
-            try:
-                u = self.box.from_parameters(record["parameter"])
-                self._add(u, record["value"])
-                imported += 1
-            except (KeyError, TypeError, ValueError, IndexError) as err:
-                _logger.warning("%s: skipping imported record %r: %s", self.name, record, err)
-        _logger.info("%s: imported %d of %d records", self.name, imported, len(data))
-        return imported
-
-    # ------------------------------------------------------------------ internals
     def _add(self, u: np.ndarray, value: Any) -> None:
-        from ._tuner_support import loss_of
-
+        y = -loss_of(value, self.optimize_mode)
         self._x.append(np.asarray(u, dtype=float))
-        self._y.append(-loss_of(value, self.optimize_mode))
+        self._y.append(y)
 
     def _data(self) -> tuple[np.ndarray, np.ndarray]:
         """Observations with duplicates averaged and failed (infinite) results set to the worst."""

@@ -29,7 +29,6 @@ of numbers only, no nesting (the docs' support table); a choice enters the model
 """
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -39,11 +38,9 @@ from nni.tuner import Tuner
 from nni.utils import ClassArgsValidator
 
 from ._space import FlatSpace
-from ._tuner_support import check_search_space, loss_of, parse_optimize_mode, row_of_result
+from ._tuner_support import ObservationLog, check_numeric_choices, check_search_space, parse_optimize_mode
 
 __all__ = ["DNGOTuner", "DNGOClassArgsValidator"]
-
-_logger = logging.getLogger(__name__)
 
 DNGO_TYPES = ("choice", "randint", "uniform", "quniform", "loguniform", "qloguniform")
 
@@ -62,15 +59,6 @@ class DNGOClassArgsValidator(ClassArgsValidator):
             "num_epochs_per_training": self.range("num_epochs_per_training", int, 1, None),
             "seed": self.range("seed", int, 0, None),
         })
-
-
-def _check_numeric_choices(search_space: dict, tuner: str) -> None:
-    for name, spec in search_space.items():
-        if isinstance(spec, dict) and spec.get("_type") == "choice":
-            for option in spec.get("_value") or []:
-                if isinstance(option, bool) or not isinstance(option, (int, float)):
-                    raise ValueError(f"search space {name!r}: {tuner} accepts only numbers as choice options (it uses "
-                                     f"distances between values), got {option!r}")
 
 
 def _torch():
@@ -108,7 +96,7 @@ def _fit_blr(phi: np.ndarray, t: np.ndarray, iterations: int = 100) -> tuple[np.
     return m, s, beta
 
 
-class DNGOTuner(Tuner):
+class DNGOTuner(ObservationLog, Tuner):
     """DNGO: neural-network features + Bayesian linear regression as the BO surrogate.
 
     Args:
@@ -127,6 +115,7 @@ class DNGOTuner(Tuner):
 
     class_args_validator = DNGOClassArgsValidator
     supported_types = DNGO_TYPES
+    name = "DNGOTuner"
 
     def __init__(self, optimize_mode: str = "maximize", sample_size: int = 1000, trials_per_update: int = 20,
                  num_epochs_per_training: int = 500, seed: int | None = None):
@@ -139,10 +128,7 @@ class DNGOTuner(Tuner):
         self.trials_per_update = trials_per_update
         self.num_epochs_per_training = num_epochs_per_training
         self.rng = np.random.default_rng(seed)
-        self.space: FlatSpace | None = None
-        self._rows: list[np.ndarray] = []
-        self._losses: list[float] = []
-        self._pending: dict[Any, np.ndarray] = {}
+        self._init_observations()
         self._net: list[tuple[np.ndarray, np.ndarray]] | None = None  # hidden layers' (W, b)
         self._trained_at = 0  # number of results the network was last trained on
         self._scale: tuple[np.ndarray, np.ndarray] | None = None  # input offset, width per column
@@ -151,55 +137,11 @@ class DNGOTuner(Tuner):
     # ------------------------------------------------------------------ Tuner API
     def update_search_space(self, search_space: dict) -> None:
         check_search_space(search_space, "DNGOTuner", DNGO_TYPES, nested=False)
-        _check_numeric_choices(search_space, "DNGOTuner")
-        old = self.space
-        self.space = FlatSpace(search_space)
+        check_numeric_choices(search_space, "DNGOTuner")
+        changed = self._set_space(FlatSpace(search_space))
         self._prepare_encoding()
-        if old is not None and old.formatted != self.space.formatted:
-            rows, losses = [], []
-            for row, loss in zip(self._rows, self._losses):
-                try:
-                    rows.append(self.space.from_parameters(old.to_parameters(row)))
-                except ValueError:
-                    continue
-                losses.append(loss)
-            self._rows, self._losses = rows, losses
-            self._pending = {}
+        if changed:
             self._net, self._trained_at = None, 0
-
-    def generate_parameters(self, parameter_id: Any, **kwargs: Any) -> dict:
-        if self.space is None:
-            raise RuntimeError("DNGOTuner: update_search_space() must be called before generate_parameters()")
-        row = self._suggest()
-        self._pending[parameter_id] = row
-        return self.space.to_parameters(row)
-
-    def receive_trial_result(self, parameter_id: Any, parameters: Any, value: Any, **kwargs: Any) -> None:
-        row = row_of_result(self._pending, self.space, parameter_id, parameters, "DNGOTuner")
-        if row is not None:
-            self._rows.append(row)
-            self._losses.append(loss_of(value, self.optimize_mode))
-
-    def trial_end(self, parameter_id: Any, success: bool, **kwargs: Any) -> None:
-        self._pending.pop(parameter_id, None)
-
-    def import_data(self, data: list[dict]) -> int:
-        """Use earlier results; returns how many records fitted the search space."""
-        if self.space is None:
-            raise RuntimeError("DNGOTuner: update_search_space() must be called before import_data()")
-        imported = 0
-        for record in data:
-            try:
-                row = self.space.from_parameters(record["parameter"])
-                loss = loss_of(record["value"], self.optimize_mode)
-            except (KeyError, TypeError, ValueError) as err:
-                _logger.warning("DNGOTuner: skipping imported record %r: %s", record, err)
-                continue
-            self._rows.append(row)
-            self._losses.append(loss)
-            imported += 1
-        _logger.info("DNGOTuner: imported %d of %d records", imported, len(data))
-        return imported
 
     # ------------------------------------------------------------------ encoding
     def _prepare_encoding(self) -> None:

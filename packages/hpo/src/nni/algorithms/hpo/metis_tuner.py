@@ -49,7 +49,7 @@ from nni.tuner import Tuner
 from nni.utils import ClassArgsValidator
 
 from ._gp_core import GpTunerBase, first_new, maximize, point_key
-from ._tuner_support import parse_optimize_mode
+from ._tuner_support import check_search_space, parse_optimize_mode
 
 __all__ = ["MetisTuner", "MetisClassArgsValidator"]
 
@@ -120,8 +120,6 @@ class MetisTuner(GpTunerBase, Tuner):
 
     # The GP tuner's points are restricted to the Metis types by the validation.
     def update_search_space(self, search_space: dict) -> None:
-        from ._tuner_support import check_search_space
-
         check_search_space(search_space, self.name, METIS_TYPES, nested=False)
         super().update_search_space(search_space)
 

@@ -34,7 +34,6 @@ support table. Extra classArg ``seed`` (int) makes runs reproducible.
 """
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -44,11 +43,9 @@ from nni.tuner import Tuner
 from nni.utils import ClassArgsValidator, NoMoreTrialError
 
 from ._space import FlatSpace
-from ._tuner_support import check_search_space, loss_of, parse_optimize_mode, row_of_result
+from ._tuner_support import ObservationLog, check_search_space, parse_optimize_mode
 
 __all__ = ["SMACTuner", "SMACClassArgsValidator"]
-
-_logger = logging.getLogger(__name__)
 
 SMAC_TYPES = ("choice", "randint", "uniform", "quniform", "loguniform")
 
@@ -210,7 +207,7 @@ def _log_ei(mean: np.ndarray, var: np.ndarray, best: float) -> np.ndarray:
     return np.exp(best) * ndtr(v) - np.exp(0.5 * var + mean) * ndtr(v - std)
 
 
-class SMACTuner(Tuner):
+class SMACTuner(ObservationLog, Tuner):
     """SMAC: random-forest SMBO (Hutter et al., 2011) over a ConfigSpace translation of the space.
 
     Args:
@@ -227,6 +224,7 @@ class SMACTuner(Tuner):
 
     class_args_validator = SMACClassArgsValidator
     supported_types = SMAC_TYPES
+    name = "SMAC"
     n_init = 8  # results before the forest is used
 
     def __init__(self, optimize_mode: str = "maximize", config_dedup: bool = False, seed: int | None = None):
@@ -236,11 +234,8 @@ class SMACTuner(Tuner):
         self.config_dedup = config_dedup
         self.rng = np.random.default_rng(seed)
         self._seed = int(self.rng.integers(2**31 - 1))
-        self.space: FlatSpace | None = None
+        self._init_observations()
         self._enc: _Encoding | None = None
-        self._rows: list[np.ndarray] = []
-        self._losses: list[float] = []
-        self._pending: dict[Any, np.ndarray] = {}
         self._proposed: set[tuple] = set()
         self._sobol: Any = None
         self._sent = 0
@@ -248,59 +243,22 @@ class SMACTuner(Tuner):
     # ------------------------------------------------------------------ Tuner API
     def update_search_space(self, search_space: dict) -> None:
         check_search_space(search_space, "SMAC", SMAC_TYPES, nested=False)
-        old = self.space
-        self.space = FlatSpace(search_space)
-        self._enc = _Encoding(self.space, self._seed)
+        space = FlatSpace(search_space)
+        enc = _Encoding(space, self._seed)
+        if self._set_space(space):
+            self._proposed = {space.row_key(r) for r in self._rows}
+        self._enc = enc
         self._sobol = None
         self._sent = 0
-        if old is not None and old.formatted != self.space.formatted:
-            rows, losses = [], []
-            for row, loss in zip(self._rows, self._losses):
-                try:
-                    rows.append(self.space.from_parameters(old.to_parameters(row)))
-                except ValueError:
-                    continue
-                losses.append(loss)
-            self._rows, self._losses = rows, losses
-            self._pending = {}
-            self._proposed = {self.space.row_key(r) for r in rows}
 
     def generate_parameters(self, parameter_id: Any, **kwargs: Any) -> dict:
-        if self.space is None or self._enc is None:
-            raise RuntimeError("SMAC: update_search_space() must be called before generate_parameters()")
-        row = self._suggest()
-        self._proposed.add(self.space.row_key(row))
-        self._pending[parameter_id] = row
+        params = super().generate_parameters(parameter_id, **kwargs)
+        self._proposed.add(self.space.row_key(self._pending[parameter_id]))
         self._sent += 1
-        return self.space.to_parameters(row)
+        return params
 
-    def receive_trial_result(self, parameter_id: Any, parameters: Any, value: Any, **kwargs: Any) -> None:
-        row = row_of_result(self._pending, self.space, parameter_id, parameters, "SMAC")
-        if row is not None:
-            self._rows.append(row)
-            self._losses.append(loss_of(value, self.optimize_mode))
-
-    def trial_end(self, parameter_id: Any, success: bool, **kwargs: Any) -> None:
-        self._pending.pop(parameter_id, None)
-
-    def import_data(self, data: list[dict]) -> int:
-        """Use earlier results; returns how many records fitted the search space."""
-        if self.space is None:
-            raise RuntimeError("SMAC: update_search_space() must be called before import_data()")
-        imported = 0
-        for record in data:
-            try:
-                row = self.space.from_parameters(record["parameter"])
-                loss = loss_of(record["value"], self.optimize_mode)
-            except (KeyError, TypeError, ValueError) as err:
-                _logger.warning("SMAC: skipping imported record %r: %s", record, err)
-                continue
-            self._rows.append(row)
-            self._losses.append(loss)
-            self._proposed.add(self.space.row_key(row))
-            imported += 1
-        _logger.info("SMAC: imported %d of %d records", imported, len(data))
-        return imported
+    def _imported(self, row: np.ndarray) -> None:
+        self._proposed.add(self.space.row_key(row))
 
     # ------------------------------------------------------------------ internals
     def _fresh(self, row: np.ndarray) -> bool:

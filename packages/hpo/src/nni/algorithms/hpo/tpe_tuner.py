@@ -39,15 +39,7 @@ from nni.utils import ClassArgsValidator, extract_scalar_reward
 
 from ._space import FlatSpace
 from ._tpe_engine import TpeSettings, halton_sample, space_filling_sample, suggest
-from ._tuner_support import (
-    ALL_TYPES,
-    check_liar_type,
-    check_search_space,
-    liar_loss,
-    loss_of,
-    parse_optimize_mode,
-    row_of_result,
-)
+from ._tuner_support import ALL_TYPES, ObservationLog, check_liar_type, check_search_space, liar_loss, loss_of, parse_optimize_mode
 
 __all__ = ["TpeTuner", "TpeClassArgsValidator", "TpeArguments"]
 
@@ -108,7 +100,7 @@ class TpeClassArgsValidator(ClassArgsValidator):
                 raise ValueError(f"classArgs.tpe_args.{key} has an invalid value {value!r}")
 
 
-class TpeTuner(Tuner):
+class TpeTuner(ObservationLog, Tuner):
     """Tree-structured Parzen Estimator (Bergstra et al., 2011), native and vectorised.
 
     Handles every search-space type, nested choices (a nested parameter is modelled only from the
@@ -133,6 +125,8 @@ class TpeTuner(Tuner):
 
     class_args_validator = TpeClassArgsValidator
     supported_types = ALL_TYPES
+    name = "TPE"
+    observation_columns = ("_losses", "_metrics")
 
     def __init__(self, optimize_mode: str = "maximize", seed: int | None = None, tpe_args: dict | None = None,
                  parallel_optimize: bool = False, constant_liar_type: str = "min"):
@@ -145,69 +139,26 @@ class TpeTuner(Tuner):
                 raise ValueError(f"TPE: classArgs.tpe_args.{key} is not a known argument; allowed: {', '.join(_TPE_ARGS)}")
             setattr(self.settings, _TPE_ARGS[key], value)
         self.rng = np.random.default_rng(seed)
-        self.space: FlatSpace | None = None
-        self._rows: list[np.ndarray] = []  # completed (or imported) configurations
-        self._losses: list[float] = []
-        self._metrics: list[float] = []  # the same results as reported (for the liar)
-        self._pending: dict[Any, np.ndarray] = {}
+        self._init_observations()
+        self._metrics: list[float] = []  # the results as reported (for the liar), parallel to _losses
         self._shift: np.ndarray | None = None  # Halton warm-up randomisation
         self._n_startup_sent = 0
 
     # ------------------------------------------------------------------ Tuner API
     def update_search_space(self, search_space: dict) -> None:
         check_search_space(search_space, "TPE", self.supported_types, nested=True)
-        old = self.space
-        self.space = FlatSpace(search_space)
-        if old is not None and old.formatted != self.space.formatted:
-            # keep what can be re-expressed in the new space, drop the rest
-            rows, losses, metrics = [], [], []
-            for row, loss, metric in zip(self._rows, self._losses, self._metrics):
-                try:
-                    rows.append(self.space.from_parameters(old.to_parameters(row)))
-                except ValueError:
-                    continue
-                losses.append(loss)
-                metrics.append(metric)
-            self._rows, self._losses, self._metrics = rows, losses, metrics
-            self._pending = {}
-
-    def generate_parameters(self, parameter_id: Any, **kwargs: Any) -> dict:
-        if self.space is None:
-            raise RuntimeError("TPE: update_search_space() must be called before generate_parameters()")
-        row = self._suggest()
-        self._pending[parameter_id] = row
-        return self.space.to_parameters(row)
-
-    def receive_trial_result(self, parameter_id: Any, parameters: Any, value: Any, **kwargs: Any) -> None:
-        row = row_of_result(self._pending, self.space, parameter_id, parameters, "TPE")
-        if row is None:
-            return
-        self._add(row, value)
-
-    def trial_end(self, parameter_id: Any, success: bool, **kwargs: Any) -> None:
-        # a failed trial stops being pending; a successful one was already moved by its result
-        self._pending.pop(parameter_id, None)
-
-    def import_data(self, data: list[dict]) -> int:
-        """Use earlier results; returns how many records were valid for this search space."""
-        if self.space is None:
-            raise RuntimeError("TPE: update_search_space() must be called before import_data()")
-        imported = 0
-        for record in data:
-            try:
-                row = self.space.from_parameters(record["parameter"])
-                self._add(row, record["value"])
-                imported += 1
-            except (KeyError, TypeError, ValueError) as err:
-                _logger.warning("TPE: skipping imported record %r: %s", record, err)
-        _logger.info("Successfully import data to TPE tuner, total data: %d, imported data: %d.", len(data), imported)
-        return imported
+        self._set_space(FlatSpace(search_space))
 
     # ------------------------------------------------------------------ internals
+    def _log_import(self, imported: int, total: int) -> None:
+        # NNI v2.5's wording: `nnictl experiment import` users look for it in dispatcher.log
+        _logger.info("Successfully import data to TPE tuner, total data: %d, imported data: %d.", total, imported)
+
     def _add(self, row: np.ndarray, value: Any) -> None:
         metric = extract_scalar_reward(value)
+        loss = loss_of(value, self.optimize_mode)
         self._rows.append(row)
-        self._losses.append(loss_of(value, self.optimize_mode))
+        self._losses.append(loss)
         self._metrics.append(metric)
 
     def _suggest(self) -> np.ndarray:
