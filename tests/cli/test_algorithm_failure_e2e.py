@@ -11,9 +11,6 @@
 from __future__ import annotations
 
 import json
-import re
-import textwrap
-import time
 import urllib.request
 
 import pytest

@@ -8,24 +8,17 @@ import os
 import re
 import shutil
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from nni.server.testing import auth_headers, wait_until as _wait
+from nni.server.testing import auth_headers, rest_get as _get, wait_until as _wait
 
 pytestmark = pytest.mark.slow
 
 NAIVE = Path(__file__).parent / "naive_test"
-
-
-def _get(port: int, route: str):
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/nni/{route}", headers=auth_headers(port))
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return json.loads(resp.read())
 
 
 def _status(nnictl, eid: str) -> str:

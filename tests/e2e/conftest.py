@@ -20,6 +20,12 @@ def free_port() -> int:
 
 
 @pytest.fixture
+def nnictl_registry(tmp_path, monkeypatch):
+    """nnictl runs with NNI_EXPERIMENTS_DIR=<tmp>/exps: this process reads the managers' tokens there."""
+    monkeypatch.setenv("NNI_EXPERIMENTS_DIR", str(tmp_path / "exps"))
+
+
+@pytest.fixture
 def make_experiment(tmp_path, monkeypatch):
     """``make_experiment(trial_source, search_space, **config fields)`` -> a configured Experiment."""
     from nni.experiment import Experiment

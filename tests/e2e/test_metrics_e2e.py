@@ -9,16 +9,14 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-
-from nni.server.testing import wait_until as _wait
 import yaml
 
-pytestmark = pytest.mark.slow
+from nni.server.testing import rest_get as _get, wait_until as _wait
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("nnictl_registry")]
 
 NNICTL = str(Path(sys.executable).parent / "nnictl")
 
@@ -75,20 +73,6 @@ class _Nnictl:
 
     def status(self, eid: str) -> str:
         return json.loads(self("experiment", "status", eid).stdout)["status"]
-
-
-@pytest.fixture(autouse=True)
-def _same_registry(tmp_path, monkeypatch):
-    """nnictl runs with NNI_EXPERIMENTS_DIR=<tmp>/exps: this process reads the managers' tokens there."""
-    monkeypatch.setenv("NNI_EXPERIMENTS_DIR", str(tmp_path / "exps"))
-
-
-def _get(port: int, route: str):
-    from nni.server.testing import auth_headers
-
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/nni/{route}", headers=auth_headers(port))
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return json.loads(resp.read())
 
 
 def _config(code: Path, tuner: dict, trials: int) -> dict:

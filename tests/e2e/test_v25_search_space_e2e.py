@@ -9,13 +9,16 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from nni.server.testing import rest_get as _get
+
+pytestmark = pytest.mark.usefixtures("nnictl_registry")
 import yaml
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("nnictl_registry")]
 
 NNICTL = str(Path(sys.executable).parent / "nnictl")
 
@@ -54,20 +57,6 @@ def _nnictl(env: dict, *args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([NNICTL, *args], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, f"nnictl {' '.join(args)}: {proc.stderr}{proc.stdout}"
     return proc
-
-
-@pytest.fixture(autouse=True)
-def _same_registry(tmp_path, monkeypatch):
-    """nnictl runs with NNI_EXPERIMENTS_DIR=<tmp>/exps: this process reads the managers' tokens there."""
-    monkeypatch.setenv("NNI_EXPERIMENTS_DIR", str(tmp_path / "exps"))
-
-
-def _get(port: int, route: str):
-    from nni.server.testing import auth_headers
-
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/nni/{route}", headers=auth_headers(port))
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return json.loads(resp.read())
 
 
 def _check_layer(value: dict) -> None:

@@ -148,6 +148,15 @@ def auth_headers(port: Optional[int] = None, exp_dir: str | Path | None = None, 
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def rest_get(port: int, route: str, timeout: float = 10):
+    """GET ``/api/v1/nni/<route>`` of the local manager on ``port`` (with its token), decoded JSON."""
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/nni/{route}", headers=auth_headers(port))
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))

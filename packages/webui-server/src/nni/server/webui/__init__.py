@@ -23,7 +23,6 @@ import json
 import logging
 import mimetypes
 import os
-import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
