@@ -153,7 +153,9 @@ def test_docs_v1_local_config_with_legacy_fields_runs(nnictl, free_port, tmp_pat
     eid = re.search(r"The experiment id is (\w+)", out).group(1)
     _wait(lambda: _status(nnictl, eid) == "DONE", what="DONE")
     jobs = _get(free_port, "trial-jobs")
-    assert len(jobs) == 4 and all(j["status"] == "SUCCEEDED" for j in jobs), jobs
+    # Medianstop may legitimately stop a trial whose intermediate results trail the median
+    assert len(jobs) == 4 and all(j["status"] in ("SUCCEEDED", "EARLY_STOPPED") for j in jobs), jobs
+    assert any(j["status"] == "SUCCEEDED" for j in jobs), jobs
     params = json.loads(nnictl("experiment", "show", eid).stdout)["params"]
     assert params["tuner"]["builtinTunerName"] == "TPE" and params["assessor"]["builtinAssessorName"] == "Medianstop"
     assert params["maxExecDuration"] == 3600 and params["maxTrialNum"] == 4
