@@ -155,6 +155,21 @@ def test_model_concentrates_on_the_good_region():
     assert float(np.median(dist)) < 0.25
 
 
+def test_near_identical_good_points_do_not_collapse_the_model():
+    # the best 3 of 20 observations are one spot: the model must keep proposing around it, not on it
+    advisor, _rec = _start(min_budget=1, max_budget=3, random_fraction=0.0, seed=4)
+    rng = np.random.default_rng(0)
+    records = [{"parameter": {"x": 0.3 + 1e-4 * k, "y": 0.8, TRIAL_BUDGET_KEY: 3}, "value": -1.0 - k}
+               for k in range(3)]
+    records += [{"parameter": {"x": float(a), "y": float(b), TRIAL_BUDGET_KEY: 3}, "value": float(a + b)}
+                for a, b in rng.random((17, 2))]
+    advisor.handle_import_data(records)
+    rows = advisor._new_rows(200)
+    assert advisor.model_budget == 3
+    dist = np.hypot(rows[:, 0] - 0.3, rows[:, 1] - 0.8)
+    assert 0.03 < float(np.median(dist)) < 0.3  # spread around the spot, still near it
+
+
 def test_failed_trials_teach_the_model_to_avoid_their_region():
     advisor, rec = _start(min_budget=1, max_budget=3, random_fraction=0.0, seed=2)
 

@@ -118,3 +118,42 @@ def test_class_args_documented_values_accepted():
     assert GPTuner(selection_num_warm_up=1e5).selection_num_warm_up == 100000
     with pytest.raises(ValueError, match="selection_num_warm_up must be a whole number"):
         GPTuner(selection_num_warm_up=10.5)
+
+
+@pytest.mark.parametrize("nu", [0.5, 1.5, 2.5, float("inf")])
+def test_acquisition_gradient_matches_finite_differences(nu):
+    from nni.algorithms.hpo._gp_core import FittedGP, acquisition, acquisition_grad
+
+    rng = np.random.default_rng(0)
+    x = rng.random((25, 3))
+    gp = FittedGP(x, np.sin(5 * x).sum(axis=1), nu=nu, alpha=1e-6, seed=0)
+    points = rng.random((6, 3))
+    mu, sd, dmu, dsd = gp.predict_grad(points)
+    assert np.allclose((mu, sd), gp.predict(points))
+    for utility in ("ei", "ucb", "poi"):
+        value, grad = acquisition_grad(utility, mu, sd, dmu, dsd, 0.5, 5.0, 0.01)
+        eps = 1e-6
+        numeric = np.empty_like(grad)
+        for k in range(3):
+            shifted = points.copy()
+            shifted[:, k] += eps
+            numeric[:, k] = (acquisition(utility, *gp.predict(shifted), 0.5, 5.0, 0.01) - value) / eps
+        assert np.allclose(grad, numeric, rtol=1e-3, atol=1e-4 * np.abs(grad).max()), utility
+
+
+def test_fit_is_reused_while_the_data_is_the_same():
+    tuner = GPTuner(optimize_mode="minimize", cold_start_num=3, seed=0)
+    tuner.update_search_space(BRANIN_SPACE)
+    rng = np.random.default_rng(0)
+    data = [{"parameter": {"x1": float(a), "x2": float(b)}, "value": branin({"x1": float(a), "x2": float(b)})}
+            for a, b in rng.uniform([-5, 0], [10, 15], (30, 2))]
+    tuner.import_data(data)
+    x, y = tuner._data()
+    first = tuner._fit(x, y)
+    assert tuner._fit(x, y) is first  # concurrent suggestions between two results: one model
+    first_params = tuner.generate_parameters(100)  # running: counted at the model's mean
+    second_params = tuner.generate_parameters(101)
+    assert tuner._fit(x, y) is first and first_params != second_params
+    tuner.receive_trial_result(100, first_params, 1.0)
+    x, y = tuner._data()
+    assert tuner._fit(x, y) is not first

@@ -142,3 +142,33 @@ def test_startup_designs_cover_nested_and_all_types(startup):
         tuner.receive_trial_result(i, p, float(i))
     with pytest.raises(ValueError, match="startup"):
         check_class_args(TpeClassArgsValidator, {"tpe_args": {"startup": "lhs"}})
+
+
+def test_magic_clip_counts_the_whole_history_too():
+    from nni.algorithms.hpo._tpe_engine import Dim, ParzenEstimator, TpeSettings
+
+    dims = [Dim(categorical=False, low=0.0, high=1.0)]
+    good = np.array([[0.5], [0.5], [0.5]])  # coincident points: the clip alone sets the width
+    geo = ParzenEstimator(dims, good, TpeSettings(), n_total=75)
+    hyperopt = ParzenEstimator(dims, good, TpeSettings(magic_clip_count="estimator"), n_total=75)
+    total = ParzenEstimator(dims, good, TpeSettings(magic_clip_count="total"), n_total=75)
+    assert np.allclose(hyperopt.sigmas[1:, 0], 1 / 4)  # range / (1 + 3)
+    assert np.allclose(geo.sigmas[1:, 0], 1 / 16)  # range / (1 + sqrt(3 * 75))
+    assert np.allclose(total.sigmas[1:, 0], 1 / 76)
+    assert geo.sigmas[0, 0] == 1.0  # the prior kernel keeps the whole range
+
+
+def test_short_budget_exploits_earlier_than_hyperopt_clip():
+    # 25 trials on Branin: the default clip gets closer to the optimum (0.398) than hyperopt's
+    def median_best(**settings):
+        out = []
+        for seed in range(6):
+            tuner = TpeTuner(optimize_mode="minimize", seed=seed)
+            for key, value in settings.items():
+                setattr(tuner.settings, key, value)
+            out.append(_best(tuner, BRANIN_SPACE, branin, 25))
+        return float(np.median(out))
+
+    default = median_best()
+    assert default < 0.9
+    assert default < median_best(magic_clip_count="estimator")

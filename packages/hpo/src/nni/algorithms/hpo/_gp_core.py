@@ -12,10 +12,16 @@
   matrix product.
 * :func:`maximize` maximises an acquisition: random warm-up points, then L-BFGS-B from the best
   of them, all starting points optimised together as one problem (the acquisition of each point
-  is independent, so the joint gradient is block-wise and one forward difference per dimension
-  gives the gradient of every point at once). The joint problem gets a budget of 15 function
-  evaluations: enough to polish the warm-up optima, and it bounds the latency (measured:
-  more evaluations did not improve the Branin results).
+  is independent, so the joint gradient is block-wise). The gradients are analytic for Matern
+  ``nu`` in 0.5, 1.5, 2.5 and infinity (:meth:`FittedGP.predict_grad`, :func:`acquisition_grad`):
+  one kernel evaluation per step instead of ``d + 1`` forward differences, which remain for
+  other ``nu``. The joint problem gets a budget of 15 function evaluations: enough to polish the
+  warm-up optima, and it bounds the latency (measured: more evaluations did not improve the
+  Branin results).
+* Latency (one suggestion after 100 observations, 6 parameters): the warm-up points are scored
+  in cache-sized chunks with the kernel computed in place, the BLAS thread limit uses one
+  ``ThreadpoolController`` per process, and the last optimised fit is reused while the data is
+  unchanged (suggestions for concurrent trials).
 """
 from __future__ import annotations
 
@@ -147,37 +153,91 @@ class FittedGP:
         self.prior_var = float(self.kernel.diag(x[:1])[0])
         self.y_norm = yn
 
-    def cross_kernel(self, points: np.ndarray) -> np.ndarray:
+    def _closed_form(self) -> bool:
+        return self.kernel.k2.nu in (0.5, 1.5, 2.5, math.inf)
+
+    def cross_kernel(self, points: np.ndarray, grad: bool = False) -> Any:
         """``k(points, x)``; the closed-form Matern kernels directly (scikit-learn's generic
-        kernel call is ten times slower on 100 000 points)."""
+        kernel call is ten times slower on 100 000 points). With ``grad``, also ``g`` (``m x n``)
+        such that ``d k(p_i, x_j) / d p_i = g_ij * (p_i - x_j) / length_scale**2``."""
         from scipy.spatial.distance import cdist
 
         constant, matern = self.kernel.k1.constant_value, self.kernel.k2
-        if matern.nu not in (0.5, 1.5, 2.5, math.inf):
+        if not self._closed_form():
             return self.kernel(points, self.x)
         scale = np.asarray(matern.length_scale, dtype=float)
         r = cdist(points / scale, self.x / scale)
+        g = None
+        # in place: these are the largest arrays of a suggestion, the temporaries cost more than the arithmetic
         if matern.nu == 0.5:
-            return constant * np.exp(-r)
-        if matern.nu == math.inf:
-            return constant * np.exp(-0.5 * r * r)
-        if matern.nu == 1.5:
+            dist = np.maximum(r, 1e-12) if grad else None
+            k = np.exp(np.negative(r, out=r), out=r)
+            k *= constant
+            if grad:
+                g = -k / dist
+        elif matern.nu == math.inf:
+            r *= r
+            r *= -0.5
+            k = np.exp(r, out=r)
+            k *= constant
+            if grad:
+                g = -k
+        elif matern.nu == 1.5:
             r *= math.sqrt(3)
-            return constant * (1.0 + r) * np.exp(-r)
-        r *= math.sqrt(5)
-        return constant * (1.0 + r + r * r / 3.0) * np.exp(-r)
+            e = np.exp(-r)
+            e *= constant
+            if grad:
+                g = -3.0 * e
+            r += 1.0
+            k = r
+            k *= e
+        else:
+            r *= math.sqrt(5)
+            e = np.exp(-r)
+            e *= constant
+            if grad:
+                g = (-5.0 / 3.0) * (1.0 + r) * e
+            k = r * r
+            k *= 1.0 / 3.0
+            k += r
+            k += 1.0
+            k *= e
+        return (k, g) if grad else k
 
     def predict(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalised mean and standard deviation at ``points`` (``m x d``)."""
         out_mu = np.empty(len(points))
         out_sd = np.empty(len(points))
-        for start in range(0, len(points), 20000):  # bounded memory for the warm-up points
-            chunk = points[start:start + 20000]
+        step = 2048  # chunks that stay in cache: twice as fast as one pass over 10 000 points
+        for start in range(0, len(points), step):
+            chunk = points[start:start + step]
             ks = self.cross_kernel(chunk)
             out_mu[start:start + len(chunk)] = ks @ self.alpha_vec
             var = self.prior_var - np.einsum("ij,ij->i", ks @ self.k_inv, ks)
             out_sd[start:start + len(chunk)] = np.sqrt(np.maximum(var, 1e-12))
         return out_mu, out_sd
+
+    def predict_grad(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Mean, standard deviation and their gradients (``m x d``) at ``points``; ``None`` when
+        the kernel has no closed form here (callers fall back to finite differences)."""
+        if not self._closed_form():
+            return None
+        ks, g = self.cross_kernel(points, grad=True)
+        inv_l2 = 1.0 / np.asarray(self.kernel.k2.length_scale, dtype=float) ** 2
+        mu = ks @ self.alpha_vec
+        v = ks @ self.k_inv
+        var = self.prior_var - np.einsum("ij,ij->i", v, ks)
+        sd = np.sqrt(np.maximum(var, 1e-12))
+
+        def weighted_grad(w: np.ndarray) -> np.ndarray:
+            # sum_j w_ij g_ij (p_i - x_j) / l^2, for every point i at once
+            wg = w * g
+            return (wg.sum(axis=1)[:, None] * points - wg @ self.x) * inv_l2
+
+        dmu = weighted_grad(np.broadcast_to(self.alpha_vec, ks.shape))
+        dvar = -2.0 * weighted_grad(v)
+        dsd = np.where((var > 1e-12)[:, None], dvar / (2.0 * sd[:, None]), 0.0)
+        return mu, sd, dmu, dsd
 
     def normalise(self, y: float) -> float:
         return (y - self.mean) / self.scale
@@ -195,9 +255,29 @@ def acquisition(kind: str, mu: np.ndarray, sd: np.ndarray, best: float, kappa: f
     return (mu - best - xi) * ndtr(z) + sd * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
 
+def acquisition_grad(kind: str, mu: np.ndarray, sd: np.ndarray, dmu: np.ndarray, dsd: np.ndarray, best: float,
+                     kappa: float, xi: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`acquisition` and its gradient (``m x d``) from the model's mean and sd gradients."""
+    from scipy.special import ndtr
+
+    if kind == "ucb":
+        return mu + kappa * sd, dmu + kappa * dsd
+    z = (mu - best - xi) / sd
+    pdf = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    if kind == "poi":
+        return ndtr(z), (pdf / sd)[:, None] * (dmu - z[:, None] * dsd)
+    cdf = ndtr(z)
+    return (mu - best - xi) * cdf + sd * pdf, cdf[:, None] * dmu + pdf[:, None] * dsd
+
+
 def maximize(func: Callable[[np.ndarray], np.ndarray], dim: int, rng: np.random.Generator, n_warm_up: int,
-             n_starts: int, extra: np.ndarray | None = None, max_iter: int = 15) -> tuple[np.ndarray, np.ndarray]:
+             n_starts: int, extra: np.ndarray | None = None, max_iter: int = 15,
+             func_grad: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray] | None] | None = None,
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Maximise ``func`` (vectorised over rows) on ``[0, 1]^dim``.
+
+    ``func_grad(points)`` may give the values and their gradients (``m x dim``) in one call;
+    when it is missing or returns ``None``, gradients are forward differences.
 
     Returns candidate points sorted from best to worst and their values: the L-BFGS-B results
     followed by the remaining best warm-up points (callers skip candidates they cannot use).
@@ -215,6 +295,9 @@ def maximize(func: Callable[[np.ndarray], np.ndarray], dim: int, rng: np.random.
 
     def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
         pts = flat.reshape(m, dim)
+        exact = func_grad(pts) if func_grad is not None else None
+        if exact is not None:
+            return -float(exact[0].sum()), -exact[1].ravel()
         base = func(pts)
         grad = np.empty((m, dim))
         for k in range(dim):  # one forward difference of every point at once
@@ -252,6 +335,19 @@ def point_key(u: np.ndarray) -> tuple:
     return tuple(np.round(np.asarray(u, dtype=float), 9).tolist())
 
 
+_CONTROLLER: Any = None
+
+
+def _threadpools() -> Any:
+    """One ``ThreadpoolController`` per process: finding the BLAS libraries costs ~10 ms a call."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
 class GpTunerBase(ObservationLog):
     """Observation bookkeeping shared by the GP-based tuners (mixed into a ``Tuner``).
 
@@ -272,6 +368,7 @@ class GpTunerBase(ObservationLog):
         self._y: list[float] = []
         self._pending: dict[Any, np.ndarray] = {}
         self._kernel: Any = None  # the last fitted kernel, the next fit starts from it
+        self._last_fit: tuple | None = None  # (data key, FittedGP) of the last optimised fit
         self._believer = False  # the current fit includes running trials at the model's mean
 
     # ------------------------------------------------------------------ Tuner API
@@ -328,10 +425,8 @@ class GpTunerBase(ObservationLog):
         return self.box.from_row(row)
 
     def _suggest(self) -> np.ndarray:
-        from threadpoolctl import threadpool_limits
-
         # the matrices are small: BLAS threads only contend with the manager (and other processes)
-        with threadpool_limits(limits=1):
+        with _threadpools().limit(limits=1):
             return self._suggest_now()
 
     def _suggest_now(self) -> np.ndarray:
@@ -357,10 +452,21 @@ class GpTunerBase(ObservationLog):
         return u
 
     def _fit(self, x: np.ndarray, y: np.ndarray, optimize: bool = True) -> FittedGP:
+        """The GP of ``(x, y)``; ``optimize`` re-optimises the kernel hyperparameters, warm-started
+        from the last fit. The last optimised fit is reused while the data is the same (suggestions for
+        concurrent trials between two results). Re-optimising only every few observations was
+        measured and dropped: GP on Hartmann-6, 20 seeds, median best at 50 trials -2.78 with it
+        against -3.14 without."""
+        key = (x.shape, x.tobytes(), y.tobytes())
+        last = getattr(self, "_last_fit", None)
+        if last is not None and last[0] == key:
+            return last[1]
         kernel = getattr(self, "_kernel", None)
         if kernel is not None and np.atleast_1d(kernel.k2.length_scale).size != x.shape[1]:
             kernel = None
         gp = FittedGP(x, y, nu=self.nu, alpha=self.alpha, seed=int(self.rng.integers(2**31)), kernel=kernel,
                       optimize=optimize or kernel is None)
         self._kernel = gp.kernel
+        if optimize:  # fits with running trials at the model's mean (not optimised) are not kept
+            self._last_fit = (key, gp)
         return gp

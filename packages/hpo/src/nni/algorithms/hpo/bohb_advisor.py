@@ -46,6 +46,13 @@ Decisions where the docs are silent or loose:
   scale for numerical parameters, Aitchison-Aitken kernels for categorical ones), bandwidths by
   the normal-reference rule ``1.06 * std * n**(-1 / (d + 4))`` (statsmodels' default, which the
   reference implementation uses) clipped below by ``min_bandwidth``; no statsmodels dependency.
+  The standard deviation in that rule is at least 0.4 times the one of all the budget's
+  observations (numerical parameters): the good set is small (15 % of a few dozen points), and
+  once its 2-3 points are near-identical the plain rule gives a bandwidth near ``min_bandwidth``,
+  so the model proposes the same spot again and again (measured: Hartmann-3 runs stalled at
+  -2.65 on a slope). Multi-fidelity benchmark, medians over 20 seeds, BOHB at half the budget vs
+  random search at the full budget: Hartmann-3 -3.696 (without the floor -3.666) vs -3.664,
+  Branin 0.525 (0.719) vs 0.783; floors of 0.4-0.6 gave about the same, 1.0 was worse than none.
 * A model for a budget is built once it has ``max(dim + 1, min_points_in_model)`` observations
   (the docs' rule); the good set is the best ``max(1, top_n_percent * N // 100)`` of them, the bad
   set the rest (the docs' split). Measured over 10 seeds on Branin and Hartmann-3, plain and
@@ -212,6 +219,11 @@ def config_space_to_search_space(path: str) -> dict:
 # the KDE
 
 
+# the smallest numerical KDE bandwidth, as a fraction of the normal-reference bandwidth of all the
+# budget's observations (see the module doc)
+BANDWIDTH_FLOOR = 0.4
+
+
 class _Kde:
     """Product-kernel KDE over normalised rows (see the module doc)."""
 
@@ -225,6 +237,9 @@ class _Kde:
         factor = 1.06 * n ** (-1.0 / (d + 4))
         std = z.std(axis=0) if n > 1 else np.zeros(d)
         std = np.where(std > 0, std, fallback_std)
+        # a few near-identical good points would shrink the bandwidth to nothing and the search
+        # would stall on one spot: numerical bandwidths keep a fraction of the budget's spread
+        std = np.where(categorical, std, np.maximum(std, BANDWIDTH_FLOOR * fallback_std))
         bw = np.maximum(factor * std, min_bandwidth)
         # Aitchison-Aitken: lambda in [0, (K - 1) / K] (the upper end is the uniform distribution)
         cat_max = np.where(sizes > 1, (sizes - 1) / np.maximum(sizes, 1), 0.0)

@@ -52,7 +52,7 @@ import numpy as np
 from nni.tuner import Tuner
 from nni.utils import ClassArgsValidator
 
-from ._gp_core import NUMERIC_TYPES, GpTunerBase, acquisition, first_new, maximize
+from ._gp_core import NUMERIC_TYPES, GpTunerBase, acquisition, acquisition_grad, first_new, maximize
 from ._tuner_support import parse_optimize_mode
 
 __all__ = ["GPTuner", "GPClassArgsValidator"]
@@ -137,10 +137,14 @@ class GPTuner(GpTunerBase, Tuner):
             mu, sd = gp.predict(points)
             return acquisition(self.utility, mu, sd, best, self.kappa, self.xi)
 
+        def acq_grad(points: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+            model = gp.predict_grad(points)
+            return None if model is None else acquisition_grad(self.utility, *model, best, self.kappa, self.xi)
+
         # the observed points perturbed a little: the acquisition optimum is often close to one
         local = np.clip(x[None] + self.rng.normal(0, 0.02, (4,) + x.shape), 0, 1).reshape(-1, x.shape[1])
         candidates, _ = maximize(acq, self.box.dim, self.rng, self.selection_num_warm_up,
-                                 self.selection_num_starting_points, extra=local)
+                                 self.selection_num_starting_points, extra=local, func_grad=acq_grad)
         return first_new(candidates, self.box, taken)
 
     def acquisition_values(self, points: list[dict]) -> np.ndarray:

@@ -143,7 +143,11 @@ class MetisTuner(GpTunerBase, Tuner):
         def mean(points: np.ndarray) -> np.ndarray:
             return gp.predict(points)[0]
 
-        exploit, _ = maximize(mean, dim, self.rng, n_start, 8, extra=x)
+        def mean_grad(points: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+            model = gp.predict_grad(points)
+            return None if model is None else (model[0], model[2])
+
+        exploit, _ = maximize(mean, dim, self.rng, n_start, 8, extra=x, func_grad=mean_grad)
         exploit_point = first_new(exploit, self.box, taken)
         if self.no_candidates or self.rng.random() >= self.exploration_probability:
             self.last_choice = "exploit"
@@ -153,7 +157,11 @@ class MetisTuner(GpTunerBase, Tuner):
             mu, sd = gp.predict(points)
             return mu + 2.0 * sd
 
-        explore, _ = maximize(optimistic, dim, self.rng, n_start, 8)
+        def optimistic_grad(points: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+            model = gp.predict_grad(points)
+            return None if model is None else (model[0] + 2.0 * model[1], model[2] + 2.0 * model[3])
+
+        explore, _ = maximize(optimistic, dim, self.rng, n_start, 8, func_grad=optimistic_grad)
         candidates = [c for c in (first_new(explore, self.box, taken), self._gmm_candidate(x, y, taken))
                       if c is not None]
         if not candidates:

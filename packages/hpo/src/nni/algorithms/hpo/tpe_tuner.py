@@ -20,10 +20,11 @@ Decisions on points the NNI v2.5 docs leave open or contradict:
   ``optimize_mode: maximize`` the default ``min`` is therefore the worst value seen, which makes
   pending trials look bad and pushes concurrent suggestions apart ("the larger L [in loss], the
   more explorative" of the Parallel TPE article, which minimises).
-* The docs give no warm-up size; the first ``n_startup_jobs`` (default 10, measured better than
-  hyperopt's 20 for budgets of about 100 trials) configurations are space-filling random draws
-  (the best of 32 prior draws by distance to the points already tried, pending ones included),
-  and imported data counts towards them.
+* The docs give no warm-up size; the first ``n_startup_jobs`` (default 6) configurations are
+  points of a randomly shifted Halton sequence, and imported data counts towards them. Measured
+  on the HPO benchmark against Optuna's ``TPESampler`` (10 warm-up trials) at 25, 50 and 100
+  trials: 6 low-discrepancy points start the model earlier without losing at 100 trials; the
+  earlier maximin design (kept as ``startup: maximin``) favoured the edges of the space.
 * ``parallel_optimize: false`` (the default) still keeps concurrent suggestions apart a little,
   because every suggestion draws fresh candidates; ``true`` adds the constant liar.
 """
@@ -61,16 +62,16 @@ _TPE_ARGS = {
 class TpeArguments(TpeSettings):
     """Algorithm settings of :class:`TpeTuner` (its ``tpe_args`` classArg).
 
-    Keys (defaults): ``n_startup_jobs`` (10) random warm-up configurations;
+    Keys (defaults): ``n_startup_jobs`` (6) warm-up configurations;
     ``n_ei_candidates`` (48) candidates drawn from ``l(x)`` per suggestion; ``gamma`` (0.15) the
     fraction of observations counted as good, at most ``gamma_max`` (25); ``prior_weight`` (1.0)
     weight of the prior kernel; ``multivariate`` (true) one joint kernel per observation over the
     top-level parameters instead of independent per-parameter kernels; ``categorical_bandwidth``
     (default: ``K c / (1 + K c)`` with ``c = prior_weight / (n + 1)``, ``K`` options) the mass a
     categorical kernel spreads uniformly over all options; ``bandwidth_factor`` (1.0) scales the
-    numerical kernel widths; ``startup`` (``'maximin'``) the warm-up design: the best of 32
-    random draws by distance to the points tried, ``'halton'`` (a randomly shifted Halton
-    sequence) or ``'random'``.
+    numerical kernel widths; ``startup`` (``'halton'``) the warm-up design: a randomly shifted
+    Halton sequence, ``'maximin'`` (the best of 32 random draws by distance to the points
+    tried) or ``'random'``.
     """
 
 
