@@ -222,6 +222,13 @@ class LocalTrainingService(TrainingService):
         if reason:
             raise RequestNeverSatisfiable(reason)
 
+    def capacity(self) -> Optional[int]:
+        """GPU-scheduled trials: how many fit on the usable GPUs at once; otherwise ``None``."""
+        gpu_number = self.context.trial_gpu_number
+        if not gpu_number:
+            return None
+        return len(self.gpu.usable()) * self.gpu.max_per_gpu // gpu_number
+
     async def start(self) -> None:
         self._trials_dir.mkdir(parents=True, exist_ok=True)
         if self._lifeline is None:
