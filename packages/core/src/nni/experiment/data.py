@@ -79,6 +79,7 @@ class TrialJob:
     finalMetricData: list = field(default_factory=list)
     stderrPath: Optional[str] = None
     message: Optional[str] = None
+    platform: Optional[str] = None  # the platform that ran it (hybrid experiments have several)
 
     @classmethod
     def from_json(cls, d: dict) -> "TrialJob":
@@ -93,4 +94,5 @@ class TrialJob:
             finalMetricData=[TrialMetricData.from_json(m) for m in d.get("finalMetricData") or []],
             stderrPath=d.get("stderrPath"),
             message=d.get("message"),
+            platform=d.get("platform"),
         )

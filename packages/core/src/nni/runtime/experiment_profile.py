@@ -13,6 +13,72 @@ from typing import Any, Optional, Union
 #: ``PUT /experiment/cluster-metadata`` keeps its keys here, next to the store (``db/``).
 CLUSTER_METADATA_FILE = "cluster_metadata.json"
 
+#: Config keys whose values the profile shows as ``"***"`` (remote machines' SSH secrets).
+SECRET_KEYS = frozenset({"password", "sshPassphrase"})
+
+
+def mask_secrets(value: Any) -> Any:
+    """A copy of ``value`` with every :data:`SECRET_KEYS` entry that is set replaced by ``"***"``."""
+    if isinstance(value, dict):
+        return {k: ("***" if k in SECRET_KEYS and v is not None else mask_secrets(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+#: Next to ``experiment_config.json`` in the experiment folder (mode 0600): the SSH secrets that
+#: the config files, the store, exports and REST show as ``"***"`` (resume and clean-up read it).
+SECRETS_FILE = "secrets.json"
+
+
+def _secret_paths(value: Any, at: tuple = ()) -> list:
+    if isinstance(value, dict):
+        out = []
+        for k, v in value.items():
+            if k in SECRET_KEYS and isinstance(v, str) and v != "***":
+                out.append((at + (k,), v))
+            else:
+                out.extend(_secret_paths(v, at + (k,)))
+        return out
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _secret_paths(v, at + (i,))]
+    return []
+
+
+def write_config_file(config: dict, path: Union[str, Path]) -> None:
+    """Write ``config`` as JSON to ``path`` with its secrets masked; the secrets go to
+    :data:`SECRETS_FILE` in the same folder, readable by the owner only."""
+    path = Path(path)
+    secrets = _secret_paths(config)
+    if secrets:
+        import os
+
+        target = path.parent / SECRETS_FILE
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump([[list(at), v] for at, v in secrets], fh)
+    path.write_text(json.dumps(mask_secrets(config), indent=2), encoding="utf-8")
+
+
+def restore_secrets(config: dict, experiment_dir: Union[str, Path]) -> dict:
+    """``config`` with the masked secrets put back from the experiment's :data:`SECRETS_FILE`
+    (unchanged when there is none)."""
+    try:
+        saved = json.loads((Path(experiment_dir) / SECRETS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return config
+    config = json.loads(json.dumps(config))  # a deep copy
+    for at, value in saved:
+        node: Any = config
+        try:
+            for key in at[:-1]:
+                node = node[key]
+            if node.get(at[-1]) == "***":
+                node[at[-1]] = value
+        except (KeyError, IndexError, TypeError, AttributeError):
+            continue  # the config changed shape: that secret no longer applies
+    return config
+
 
 def read_cluster_metadata(db_dir: Union[str, Path]) -> dict:
     """The metadata set by ``PUT /experiment/cluster-metadata`` ({} if none)."""
@@ -64,7 +130,7 @@ def profile_params(config: dict, cluster_metadata: Optional[dict] = None) -> dic
                 },
             }
         ],
-        "config": config,
+        "config": mask_secrets(config),  # REST, nnictl and the SDK never show SSH secrets
     }
     entries = params["clusterMetaData"]
     for key, value in (cluster_metadata or {}).items():

@@ -115,6 +115,7 @@ TRIAL_JOB_INFO = {
         "finalMetricData": {"type": "array", "items": METRIC_RECORD},
         "message": STRING,
         "stderrPath": STRING,
+        "platform": {"type": "string", "description": "the training platform that ran the trial (local, remote ...)"},
     },
     "required": ["trialJobId", "sequenceId", "status", "hyperParameters", "finalMetricData"],
 }

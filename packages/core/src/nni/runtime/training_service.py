@@ -18,6 +18,13 @@ Lifecycle, as the manager drives it::
     await ts.cancel(trial_id, early_stopped=True)
     await ts.stop()                       # cancel what runs, free resources (cleanUp)
 
+A platform that loses a trial for a reason outside the trial (its machine went down, its
+connection dropped) ends it with ``StateEvent(..., SYS_CANCELED, message=<why>, requeue=True)``:
+the manager records the trial SYS_CANCELED with that message, does not count it toward
+``maxTrialNumber`` and runs its parameters again as a new trial (unless it had already reported
+its final result, which is then kept). :meth:`TrainingService.capacity` tells a hybrid service
+how many trials a platform runs at once.
+
 Nothing here imports the server; the manager imports this module, never the reverse.
 """
 from __future__ import annotations
@@ -105,6 +112,8 @@ class TrialJobDetail:
     is_early_stopped: bool = False
     gpu_indices: Optional[list] = None
     pid: Optional[int] = None
+    #: The platform that runs the trial (a hybrid service sets it; ``""``: the service's own).
+    platform: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -116,13 +125,17 @@ class TrialJobDetail:
 class StateEvent:
     """A trial entered ``status`` at ``time`` (ms). ``message``: waiting reason or error tail.
 
-    A WAITING event may repeat for the same trial when the reason it waits changes."""
+    A WAITING event may repeat for the same trial when the reason it waits changes.
+    ``requeue`` (with SYS_CANCELED only): the platform lost the trial through no fault of the
+    trial (machine down, connection dropped; ``message`` says which); the manager runs its
+    parameters again and does not count it toward ``maxTrialNumber``."""
 
     trial_id: str
     status: TrialJobStatus
     time: int
     message: str = ""
     exit_code: Optional[int] = None
+    requeue: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,6 +183,11 @@ class TrainingService(abc.ABC):
     def check_request(self, gpu_number: Optional[int]) -> None:
         """Raise :class:`RequestNeverSatisfiable` (one line) if a trial asking for
         ``gpu_number`` GPUs can never run here. Called before the experiment starts."""
+
+    def capacity(self) -> Optional[int]:
+        """How many trials this platform runs at once (e.g. GPU slots), or ``None``: no fixed
+        limit (``trialConcurrency`` decides). A hybrid service shares trials by it."""
+        return None
 
     @abc.abstractmethod
     async def start(self) -> None:

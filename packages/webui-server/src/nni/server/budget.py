@@ -6,7 +6,7 @@ does I/O: :class:`Budget` keeps the trial table (counts in O(1)), the RUNNING cl
 limits of the config, and answers the scheduler's questions.
 
 Budgets follow the docs: ``maxTrialNumber`` counts created trials (trials re-queued after a
-manager crash or a dispatcher death replace the interrupted ones and do not count twice);
+manager crash, a dispatcher death or the loss of their platform replace the interrupted ones and do not count twice);
 ``maxExperimentDuration`` counts time spent RUNNING (the clock pauses under NO_MORE_TRIAL).
 Reaching either stops the creation of trials; running trials go on.
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from nni.runtime.access import private_dir
+from nni.runtime.experiment_profile import restore_secrets
 
 from .scheduler import TrialScheduler, make_context
 from .store import ExperimentStore, ExperimentsRegistry, store_path
@@ -95,20 +96,26 @@ def _check_port(host: str, port: int) -> socket.socket:
 
 
 def _load_training_service(config: dict, experiment_id: str, experiment_dir: str):
+    """The experiment's training service: its platform's, or a hybrid one for a list of them."""
     from nni.runtime import registry
+    from nni.runtime.hybrid_training_service import build_training_service
 
     ts_config = config.get("trainingService")
-    if isinstance(ts_config, list):
-        if len(ts_config) != 1:
-            raise ManagerError("trainingService: hybrid (a list of platforms) is not supported by this manager yet; give one platform")
-        ts_config = ts_config[0]
-    platform = (ts_config or {}).get("platform")
-    try:
-        cls = registry.load_class("training_service", platform)
-    except KeyError as err:
-        hint = f"; install nni-ts-{platform}" if platform else ""
-        raise ManagerError(f"trainingService.platform: {err}{hint}") from None
-    return cls(ts_config, make_context(experiment_id, experiment_dir, config))
+    entries = ts_config if isinstance(ts_config, list) else [ts_config or {}]
+    if not entries:
+        raise ManagerError("trainingService: must not be an empty list; give a platform (e.g. {platform: local})")
+    hybrid = len(entries) > 1
+
+    def load(platform):
+        index = next(i for i, e in enumerate(entries) if e.get("platform") == platform)
+        at = f"trainingService[{index}].platform" if hybrid else "trainingService.platform"
+        try:
+            return registry.load_class("training_service", platform)
+        except KeyError as err:
+            hint = f"; install nni-ts-{platform}" if platform else ""
+            raise ManagerError(f"{at}: {err}{hint}") from None
+
+    return build_training_service(entries, make_context(experiment_id, experiment_dir, config), load)
 
 
 class Manager:
@@ -165,6 +172,7 @@ class Manager:
             exp_dir = root / self.experiment_id
             if store_path(exp_dir).exists():
                 raise ManagerError(f"experiment {self.experiment_id!r} already exists in {exp_dir}; resume it instead")
+        config = restore_secrets(config, exp_dir)  # SSH secrets are kept out of the store and the config file
         if o.debug:  # --debug (nnictl create/resume --debug) wins over the config's logLevel
             config = dict(config, debug=True, logLevel="debug")
         log_level = config.get("logLevel") or ("debug" if config.get("debug") else "info")
@@ -186,7 +194,7 @@ class Manager:
             status="INITIALIZED",
             start_time=self.store.experiment_row().start_time if o.resume else _now_ms(),
             end_time=None,
-            platform=(ts.platform or ""),
+            platform=_platform_names(config) or (ts.platform or ""),
             workdir=str(exp_dir),
         )
         self.scheduler = TrialScheduler(
@@ -248,10 +256,8 @@ class Manager:
             if not row:
                 exp = self.store.experiment_row()
                 config = self.store.config()
-                ts = config.get("trainingService")
-                ts = ts[0] if isinstance(ts, list) and ts else ts
                 fields.update(name=config.get("experimentName"), start_time=exp.start_time, end_time=exp.end_time,
-                              platform=(ts or {}).get("platform"))
+                              platform=_platform_names(config))
             self.registry.upsert(experiment_id, **fields)
             return row.get("status") if row.get("status") != "VIEWED" else "STOPPED"
         except Exception as err:
@@ -312,6 +318,14 @@ class Manager:
         if self.store is not None:
             self.store.close()
         _logger.info("Manager exits")
+
+
+def _platform_names(config: dict) -> str:
+    """``local``, or ``remote,local`` for a hybrid experiment (the registry's platform, written
+    as the profile's ``trainingServicePlatform``)."""
+    ts = config.get("trainingService")
+    entries = ts if isinstance(ts, list) else [ts or {}]
+    return ",".join(str(e.get("platform") or "") for e in entries if isinstance(e, dict))
 
 
 def _report_stored_problems(store: ExperimentStore) -> None:

@@ -18,7 +18,9 @@ For each trial still WAITING or RUNNING in the store (the manager was stopped by
    counted, replayed to the tuner) and nothing is re-run.
 
 Trials the previous manager itself cancelled because the experiment's dispatcher had died
-(event ``REQUEUE`` in the store, see the scheduler) are re-queued the same way, once.
+(event ``REQUEUE`` in the store, see the scheduler) are re-queued the same way, once; so are
+trials their platform lost (``StateEvent.requeue``) whose re-run the previous manager had not
+created yet (no ``REQUEUED`` event).
 """
 from __future__ import annotations
 

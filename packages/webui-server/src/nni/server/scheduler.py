@@ -22,6 +22,12 @@ When the dispatcher dies the experiment is ERROR; trials still running when it i
 become SYS_CANCELED with the reason, do not count toward ``maxTrialNumber`` and are re-queued
 by ``resume``, as after a manager crash. Running trials of an ERROR experiment are left to
 finish so their results are stored.
+
+A trial its platform lost (``StateEvent.requeue``: machine down, connection dropped) is
+SYS_CANCELED with the platform's reason, not counted, and its parameter string is queued again
+at once (same ``parameter_id``; the tuner gets no ``EN`` for it and waits for the re-run's
+result). Its ``REQUEUE`` event is stored before, its ``REQUEUED`` event when the re-run is
+created, so a resume in between runs it (once). Each trial row records its ``platform``.
 """
 from __future__ import annotations
 
@@ -50,7 +56,7 @@ from nni.runtime.training_service import (
 from .budget import Budget, TrialRecord
 from .dispatcher_client import DispatcherClient
 from .dispatcher_launch import EarlyDispatcher, dispatcher_env
-from .resume import REQUEUE_EVENT, recover_interrupted_trials, replay_data
+from .resume import REQUEUE_EVENT, REQUEUED_EVENT, recover_interrupted_trials, replay_data
 from .routing import REQUEST_BATCH, DispatcherRouter, dispatcher_timeout
 from .store import ExperimentStore, ExperimentsRegistry
 
@@ -127,6 +133,7 @@ class TrialScheduler:
         self._requeue: list[str] = []  # parameter strings of trials interrupted by a crash
         self._space_problem: Optional[str] = None  # why the stored search space was not sent
         self._interrupted: dict[str, str] = {}  # trial id -> why the manager cancels it (not counted)
+        self._rerun_of: dict[str, list[str]] = {}  # parameter string -> ids of lost trials to re-run
 
     @property
     def dispatcher(self) -> Optional[DispatcherClient]:
@@ -303,6 +310,9 @@ class TrialScheduler:
         submit = now_ms()
         parameter_id = packed.get("parameter_id") if isinstance(packed, dict) else None
         self.store.add_trial(tid, seq, parameter, parameter_id, submit, trial_dir, "WAITING", source, self.generation)
+        if source == "requeued" and self._rerun_of.get(parameter):
+            lost = self._rerun_of[parameter].pop(0)
+            self.store.add_event(lost, REQUEUED_EVENT, submit, tid)  # re-run: resume must not queue it again
         self.budget.track(TrialRecord(tid, seq, "WAITING", parameter, None if parameter_id is None else str(parameter_id)))
         # multi-phase (v1 multiPhase): the trial asks for more parameters with REQUEST_PARAMETER
         env = {"MULTI_PHASE": "true"} if self.config.get("multiPhase") else {}
@@ -395,22 +405,46 @@ class TrialScheduler:
         if detail is not None and status == "RUNNING":
             fields["pid"] = detail.pid
             fields["gpu_indices"] = ",".join(map(str, detail.gpu_indices)) if detail.gpu_indices else None
+        if detail is not None and (status == "RUNNING" or status in FINAL):
+            fields["platform"] = detail.platform or self.ts.platform
         message = ev.message if (ev.message or status == "RUNNING") else None
+        rerun = False
         if status == "SYS_CANCELED" and t.id in self._interrupted:
             message = self._interrupted[t.id]
             if not t.final_reported and t.counted:
                 fields["counted"] = False
                 self.budget.uncount(t)
+        elif status == "SYS_CANCELED" and ev.requeue:
+            message, rerun = self._lost_by_platform(t, ev.message, ev.time)
+            if rerun:
+                fields["counted"] = False
         self.store.trial_state(ev.trial_id, status, ev.time, message, ev.exit_code, **fields)
         was_waiting = self.budget.set_trial_status(t, status)
         if was_waiting and status not in FINAL:  # it started: the platform may take more now
             self._refill()
-        if status in FINAL:
+        if rerun:
+            # Same parameter string, so the same parameter_id: the tuner is told nothing (no EN);
+            # to it the parameter is still running, and the re-run reports its result.
+            self._rerun_of.setdefault(t.parameter, []).append(t.id)
+            self.router.ready.insert(0, (t.parameter, "requeued"))
+            self._refill()
+        elif status in FINAL:
             if self._dispatcher_open():
                 self.router.send(
                     CommandType.TrialEnd, json.dumps({"trial_job_id": t.id, "event": status, "hyper_params": t.parameter})
                 )
             self._refill()
+
+    def _lost_by_platform(self, t: TrialRecord, reason: str, when: int) -> tuple[str, bool]:
+        """A trial the platform lost (``requeue``): ``(message, re-run it)``. Its REQUEUE event is
+        stored first, so a manager crash before the re-run is created leaves it to resume."""
+        reason = reason or "the training platform lost the trial"
+        if t.final_reported:
+            return reason + "; its final result is kept", False
+        message = reason + "; not counted toward maxTrialNumber, its parameters were re-queued"
+        self.store.add_event(t.id, REQUEUE_EVENT, when, message)
+        self.budget.uncount(t)
+        return message, True
 
     # ----- requests from the REST API -----
 

@@ -18,6 +18,7 @@ from peewee import OperationalError, SqliteDatabase, fn
 from nni.runtime.states import FINAL_STATES  # noqa: F401  (re-exported: the store's old public name)
 
 from nni.runtime.access import private_dir, private_file
+from nni.runtime.experiment_profile import mask_secrets
 
 from .models import make_models
 
@@ -55,6 +56,25 @@ class ExperimentStore:
         self.db.connect()
         if not readonly:
             self.db.create_tables(self.m.all, safe=True)
+        self._upgrade()
+
+    #: Trial columns added after the first release: name -> SQL of the column added to older stores.
+    _ADDED_TRIAL_COLUMNS = {"platform": "VARCHAR(255) NOT NULL DEFAULT ''"}
+
+    def _upgrade(self) -> None:
+        """Open a store written by an older version: add the trial columns it lacks (a read-only
+        store is left as it is; the models then leave those columns out)."""
+        have = {row[1] for row in self.db.execute_sql("PRAGMA table_info(trial)").fetchall()}
+        if not have:  # read-only store without a trial table: nothing to read anyway
+            return
+        for name, sql in self._ADDED_TRIAL_COLUMNS.items():
+            if name in have:
+                continue
+            if self.readonly:
+                self.m.Trial._meta.remove_field(name)
+            else:
+                self.db.execute_sql(f"ALTER TABLE trial ADD COLUMN {name} {sql}")
+        self._trial_platform = "platform" in have or not self.readonly
 
     def close(self) -> None:
         if not self.db.is_closed():
@@ -64,7 +84,7 @@ class ExperimentStore:
 
     def create_experiment(self, experiment_id: str, config: dict, log_dir: str, start_time: int, status: str = "INITIALIZED") -> None:
         with self.db.atomic():
-            self.m.ConfigRow.create(id=experiment_id, config=json.dumps(config))
+            self.m.ConfigRow.create(id=experiment_id, config=json.dumps(mask_secrets(config)))
             self.m.Experiment.create(
                 id=experiment_id,
                 config="",
@@ -92,7 +112,7 @@ class ExperimentStore:
         return json.loads(row.config)
 
     def _write_config(self, config: Any) -> None:
-        text = config if isinstance(config, str) else json.dumps(config)
+        text = json.dumps(mask_secrets(json.loads(config) if isinstance(config, str) else config))
         E = self.m.Experiment
         self.m.ConfigRow.insert(id=E.select(E.id).scalar(), config=text).on_conflict_replace().execute()
         E.update(config="").where(E.config != "").execute()  # moves an older store's copy out once
@@ -163,7 +183,7 @@ class ExperimentStore:
 
     _TRIAL_COLUMNS = frozenset(
         {"status", "parameter", "parameter_id", "submit_time", "start_time", "end_time", "message", "exit_code",
-         "working_directory", "gpu_indices", "pid", "counted", "generation", "source", "sequence_id"}
+         "working_directory", "gpu_indices", "pid", "counted", "generation", "source", "sequence_id", "platform"}
     )
 
     def _update_trial_sql(self, conn, trial_id: str, values: dict) -> None:
@@ -340,6 +360,8 @@ class ExperimentStore:
             info["message"] = row.message
         if row.status == "FAILED" and row.working_directory:
             info["stderrPath"] = f"file://localhost:{os.path.join(row.working_directory, 'stderr')}"
+        if getattr(row, "platform", ""):
+            info["platform"] = row.platform
         return info
 
     def trial_jobs(self, status: Optional[str] = None) -> list[dict]:
@@ -357,14 +379,14 @@ class ExperimentStore:
             f"SELECT trial_id, json_group_array({rec}) FROM (SELECT * FROM metric WHERE type = 'FINAL' ORDER BY id)"
             " GROUP BY trial_id"
         ).fetchall())
-        sql = ("SELECT trial_id, sequence_id, status, submit_time, parameter, working_directory, start_time, end_time, message"
-               " FROM trial")
+        sql = ("SELECT trial_id, sequence_id, status, submit_time, parameter, working_directory, start_time, end_time, message, "
+               + ("platform" if self._trial_platform else "''") + " FROM trial")
         params: list = []
         if status:
             sql += " WHERE status = ?"
             params.append(status)
         out = []
-        for tid, seq, st, submit, parameter, workdir, start, end, message in self.db.execute_sql(sql + " ORDER BY sequence_id", params):
+        for tid, seq, st, submit, parameter, workdir, start, end, message, platform in self.db.execute_sql(sql + " ORDER BY sequence_id", params):
             p = ['{"trialJobId":', q(tid), ',"sequenceId":', str(seq), ',"status":', q(st), ',"submitTime":', str(submit),
                  ',"hyperParameters":[', q(parameter), '],"logPath":', q("file://localhost:" + workdir) if workdir else "null",
                  ',"finalMetricData":', finals.get(tid, "[]")]
@@ -376,6 +398,8 @@ class ExperimentStore:
                 p += [',"message":', q(message)]
             if st == "FAILED" and workdir:
                 p += [',"stderrPath":', q("file://localhost:" + os.path.join(workdir, "stderr"))]
+            if platform:
+                p += [',"platform":', q(platform)]
             p.append("}")
             out.append("".join(p))
         return "[" + ",".join(out) + "]"

@@ -12,6 +12,7 @@ from peewee import (
     BooleanField,
     CharField,
     IntegerField,
+    SQL,
     Model,
     SqliteDatabase,
     TextField,
@@ -75,6 +76,9 @@ def make_models(db: SqliteDatabase) -> SimpleNamespace:
         counted = BooleanField(default=True)  # counts toward maxTrialNumber
         generation = IntegerField(default=0)  # dispatcher generation (0, then +1 per resume)
         source = CharField(default="algorithm")  # algorithm / customized / requeued
+        # The platform that ran the trial (local, remote ...; several in a hybrid experiment).
+        # Added after the first release: see ExperimentStore._upgrade for older stores.
+        platform = CharField(default="", constraints=[SQL("DEFAULT ''")])  # raw INSERTs leave it out
 
         class Meta:
             table_name = "trial"

@@ -132,6 +132,13 @@ export class ExperimentModel {
     return this.status?.status === EXPERIMENT_STATUS.VIEWED;
   }
 
+  /** Hybrid mode: ``trainingService`` lists more than one platform (the trial table shows each trial's). */
+  get hybrid() {
+    const params = this.profile?.params || {};
+    const ts = params.config?.trainingService ?? params.trainingService;
+    return Array.isArray(ts) && ts.length > 1;
+  }
+
   get optimizeMode() {
     const params = this.profile?.params || {};
     const algo = params.tuner || params.advisor || {};
@@ -186,7 +193,7 @@ export class ExperimentModel {
       const latest = latestById.get(job.trialJobId);
       const finalRaw = job.finalMetricData && job.finalMetricData.length ? job.finalMetricData[job.finalMetricData.length - 1].data : undefined;
       const prev = old.get(job.trialJobId);
-      const key = `${job.status}|${job.endTime}|${finalRaw}|${latest ? latest.sequence + ':' + latest.data : ''}|${(job.hyperParameters || []).length}`;
+      const key = `${job.status}|${job.platform || ''}|${job.endTime}|${finalRaw}|${latest ? latest.sequence + ':' + latest.data : ''}|${(job.hyperParameters || []).length}`;
       let t;
       if (prev && prev.key === key) {
         t = prev;
@@ -213,6 +220,7 @@ export class ExperimentModel {
           intermediateCount: latest ? latest.sequence + 1 : 0,
           logPath: job.logPath || '',
           stderrPath: job.stderrPath || '',
+          platform: job.platform || '',
           raw: job,
         };
       }

@@ -41,6 +41,8 @@ const BASE_COLUMNS = [
   { id: 'message', label: 'Message', value: (t) => t.message, render: (t) => t.message || '—', optional: true },
 ];
 
+const PLATFORM_COLUMN = { id: 'platform', label: 'Platform', value: (t) => t.platform, render: (t) => t.platform || '—' };
+
 function compare(a, b) {
   const au = a === undefined || a === null || (typeof a === 'number' && Number.isNaN(a));
   const bu = b === undefined || b === null || (typeof b === 'number' && Number.isNaN(b));
@@ -69,6 +71,9 @@ export class TrialTable {
 
   columns(model) {
     const cols = BASE_COLUMNS.filter((c) => !c.optional || this.visible.has(c.id));
+    if (model.hybrid) { // several platforms: which one ran each trial
+      cols.splice(cols.findIndex((c) => c.id === 'status') + 1, 0, PLATFORM_COLUMN);
+    }
     for (const key of model.metricKeys()) {
       const id = `metric:${key}`;
       if (this.visible.has(id)) {
