@@ -213,3 +213,90 @@ def bench_store(trials: int = 10_000, metrics_per_trial: int = 100) -> dict:
         "metric_data_latest_ms": round(latest_ms, 1),
         "latest_records": latest,
     }
+
+
+REMOTE_TRIAL = """\
+import time, nni
+nni.get_next_parameter()
+time.sleep(%s)
+nni.report_final_result(1.0)
+"""
+
+
+def _timed_run(workdir: Path, name: str, trials: int, concurrency: int, training_service: dict, trial_seconds: float) -> dict:
+    from nni.experiment import Experiment
+    from nni.experiment.config import ExperimentConfig
+
+    code = workdir / "code"
+    code.mkdir(parents=True, exist_ok=True)
+    (code / "trial.py").write_text(REMOTE_TRIAL % trial_seconds)
+    config = ExperimentConfig.from_dict({
+        "experimentName": name,
+        "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}},
+        "trialCommand": "python3 trial.py",
+        "trialCodeDirectory": str(code),
+        "trialConcurrency": concurrency,
+        "maxTrialNumber": trials,
+        "tuner": {"name": "Random"},
+        "trainingService": training_service,
+        "experimentWorkingDirectory": str(workdir / "experiments"),
+    }, validate=True)
+    exp = Experiment(config)
+    t0 = time.perf_counter()
+    with _quiet():
+        ok = exp.run(_free_port())
+    wall = time.perf_counter() - t0
+    jobs = exp.list_trial_jobs()
+    latency = sorted((j.endTime - j.startTime) / 1000 - trial_seconds for j in jobs if j.endTime and j.startTime)
+    return {"done": ok, "wall_s": wall, "succeeded": sum(j.status == "SUCCEEDED" for j in jobs),
+            "trial_overhead_s": latency[len(latency) // 2] if latency else None}
+
+
+def bench_remote(trials: int = 40, concurrency: int = 4, trial_seconds: float = 0.2, repeats: int = 3) -> dict:
+    """The issue's remote workload (``trials`` trials of ``trial_seconds`` at ``concurrency``) on two
+    real sshd machines on 127.0.0.1 (reuse mode) against the same workload on ``local``, runs
+    alternated, medians of ``repeats``. Needs root and Debian's openssh-server."""
+    from nni.training_services.remote.testing import SshServer, sshd_unavailable_reason
+
+    reason = sshd_unavailable_reason()
+    if reason:
+        return {"benchmark": "remote", "skipped": reason}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        os.environ.setdefault("NNI_EXPERIMENTS_DIR", str(workdir / "experiments"))
+        os.environ["NNI_CONFIG_DIR"] = str(workdir / "config")
+        servers = [SshServer(workdir / f"machine{i}") for i in range(2)]
+        runs: dict[str, list[dict]] = {"local": [], "remote": []}
+        try:
+            for server in servers:
+                server.start()
+                server.trust(workdir / "config" / "known_hosts")
+            remote = {"platform": "remote", "machineList": [s.machine() for s in servers]}
+            # the local trials find python3 where the machines do (the fixtures' wrapper folder)
+            os.environ["PATH"] = f"{servers[0].bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+            for _ in range(repeats):
+                for name, ts in (("local", {"platform": "local"}), ("remote", remote)):
+                    runs[name].append(_timed_run(workdir / f"{name}{len(runs[name])}", name, trials, concurrency, ts, trial_seconds))
+        finally:
+            for server in servers:
+                server.stop()
+
+    def median(name: str, key: str) -> float:
+        values = sorted(r[key] for r in runs[name] if r[key] is not None)
+        return values[len(values) // 2]
+
+    local_wall, remote_wall = median("local", "wall_s"), median("remote", "wall_s")
+    return {
+        "benchmark": "remote",
+        "trials": trials, "concurrency": concurrency, "trial_s": trial_seconds, "repeats": repeats,
+        "all_succeeded": all(r["succeeded"] == trials for rs in runs.values() for r in rs),
+        "local_wall_s": round(local_wall, 2), "remote_wall_s": round(remote_wall, 2),
+        "ratio": round(remote_wall / local_wall, 2), "target_ratio": 1.5,
+        # median RUNNING -> end time beyond the trial's own 0.2 s (process start, import, report)
+        "local_trial_run_overhead_ms": round(median("local", "trial_overhead_s") * 1000),
+        "remote_trial_run_overhead_ms": round(median("remote", "trial_overhead_s") * 1000),
+        # what each trial costs beyond local, from the wall times: (remote - local) x concurrency / trials
+        "extra_per_trial_ms": round((remote_wall - local_wall) * concurrency / trials * 1000),
+        "target_extra_per_trial_ms": 150,
+        "load_average": round(os.getloadavg()[0], 2),
+    }

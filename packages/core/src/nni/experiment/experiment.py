@@ -176,7 +176,9 @@ class Experiment:
         log_dir = exp_dir / "log"
         log_dir.mkdir(parents=True, exist_ok=True)
         config_path = exp_dir / "experiment_config.json"
-        config_path.write_text(json.dumps(canon, indent=2), encoding="utf-8")
+        from nni.runtime.experiment_profile import write_config_file
+
+        write_config_file(canon, config_path)  # SSH secrets masked; they go to an owner-only file beside it
         _print(f"Creating experiment, Experiment ID: {self.id}")
         _print("Starting web server...")
         args = ["--config", str(config_path), "--port", str(port), "--id", self.id, "--host", self.host]

@@ -300,8 +300,41 @@ def delete_experiment(ref: ExperimentRef) -> None:
     if folder.exists():
         if not _looks_like_experiment_dir(folder, ref.id):
             raise NnictlError(f"experiment {ref.id}: {folder} does not look like its folder; not deleting it")
+        _delete_platform_files(ref, folder)
         shutil.rmtree(folder)
     registry().remove(ref.id)
+
+
+def _platform_entries(config: dict) -> list[dict]:
+    entries = config.get("trainingService") or []
+    return [e for e in (entries if isinstance(entries, list) else [entries]) if isinstance(e, dict)]
+
+
+def _delete_platform_files(ref: ExperimentRef, folder: Path) -> None:
+    """Remove what the experiment left on its training platforms (e.g. the remote machines'
+    ``~/nni-experiments/<id>``). A platform it cannot reach is reported, not fatal."""
+    import asyncio
+
+    from nni.runtime import registry as algo_registry
+    from nni.runtime.experiment_profile import restore_secrets
+
+    try:
+        config = restore_secrets(ref.read("config") or {}, folder)
+    except Exception:  # a store too damaged to read: the local folder still goes
+        return
+    for entry in _platform_entries(config):
+        platform = entry.get("platform")
+        if platform in (None, "local"):
+            continue
+        try:
+            cls = algo_registry.load_class("training_service", platform)
+        except KeyError:
+            continue
+        remover = getattr(cls, "remove_experiment_files", None)
+        if remover is None:
+            continue
+        for problem in asyncio.run(remover(entry, ref.id)):
+            print(f"WARNING: {problem}; its files there were not removed", file=sys.stderr)
 
 
 def _confirm(question: str) -> bool:
@@ -441,7 +474,7 @@ def platform_clean(args) -> int:
     from nni.runtime import registry as algo_registry
 
     config = ExperimentConfig.load(args.config, validate=False)
-    for ts in config.training_services:
+    for index, ts in enumerate(config.training_services):
         platform = ts.platform
         if platform == "local":
             _clean_local(config)
@@ -453,7 +486,10 @@ def platform_clean(args) -> int:
         cleaner = getattr(cls, "clean_platform", None)
         if cleaner is None:
             raise NnictlError(f"platform clean: the installed '{platform}' training service has no clean-up (clean_platform); nothing was done")
-        cleaner(ts)
+        entry = _platform_entries(config.to_canonical_dict())[index]
+        running = {r.id for r in all_experiments() if r.alive}
+        for line in cleaner(entry, running):
+            info(line)
     return 0
 
 
@@ -503,7 +539,9 @@ def config_show(args) -> int:
         print(f"Web UI: {'   '.join(web_ui_urls(ref.port, ref.url_prefix, ref.host))}")  # no token: output often pasted
     print(f"Folder: {ref.directory}")
     print(RULE_SHORT)
-    print(yaml.safe_dump(ref.read("config"), sort_keys=False, allow_unicode=True).rstrip())
+    from nni.runtime.experiment_profile import mask_secrets  # a stopped experiment's config comes unmasked from its store
+
+    print(yaml.safe_dump(mask_secrets(ref.read("config")), sort_keys=False, allow_unicode=True).rstrip())
     return 0
 
 

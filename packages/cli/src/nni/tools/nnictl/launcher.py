@@ -374,7 +374,9 @@ def create(args) -> int:
 
     private_dir(exp_dir)  # owner only: the store and the access token go here
     config_json = exp_dir / "experiment_config.json"
-    config_json.write_text(json.dumps(canon, indent=2), encoding="utf-8")
+    from nni.runtime.experiment_profile import write_config_file
+
+    write_config_file(canon, config_json)  # SSH secrets masked; they go to an owner-only file beside it
     platforms = [t.get("platform", "?") for t in canon["trainingService"]] if isinstance(canon["trainingService"], list) \
         else [canon["trainingService"].get("platform", "?")]
     info("Starting restful server...")

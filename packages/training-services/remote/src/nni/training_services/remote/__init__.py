@@ -1,8 +1,13 @@
 """Remote training service: runs trials on machines reached over SSH.
 
-Not built yet: importing this module raises :class:`~nni.runtime.distributions.NotBuiltYetError`
-(a ``ModuleNotFoundError``) that names the distribution and the missing feature.
+This release ships the SSH layer the service is built from: :class:`SshMachine` (connections,
+commands, asyncio streams), :func:`preflight` and the code upload / download helpers.
 """
-from nni.runtime.distributions import NotBuiltYetError
+from .preflight import MachineInfo, preflight
+from .ssh import ACCEPT_ENV, ChannelWriter, RemoteMachineError, SshError, SshMachine, known_hosts_path
+from .upload import CodeDirError, collect_code_files, download, remove, upload_code
 
-raise NotBuiltYetError("nni-ts-remote", "the remote training service (trials on machines reached over SSH)", __name__)
+__all__ = [
+    "ACCEPT_ENV", "ChannelWriter", "CodeDirError", "MachineInfo", "RemoteMachineError", "SshError", "SshMachine",
+    "collect_code_files", "download", "known_hosts_path", "preflight", "remove", "upload_code",
+]

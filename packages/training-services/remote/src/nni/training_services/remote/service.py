@@ -1,0 +1,508 @@
+"""The ``remote`` training service: trials on machines reached over SSH.
+
+At :meth:`~RemoteTrainingService.start`, every machine of ``machineList`` is connected,
+checked (:func:`~.preflight.preflight`: Python, nni-core, the trial runner; one line naming the
+machine and the fix when something is wrong, before any trial runs) and given the trial code
+(``.nniignore`` and the docs' limits, :func:`~.upload.upload_code`).
+
+On a machine, everything lives under ``~/nni-experiments/<experiment id>/`` (the remote user's
+home): ``envs/<host>_<port>/code`` (this machine's copy of the code; one per machine so that two
+machines sharing a home do not overwrite each other's) and ``trials/<trial id>/`` (the trial's
+files, as on the local platform). When a trial ends, its ``stdout``, ``stderr`` and
+``trial.log`` are copied back into the trial's folder on the manager's machine.
+
+Reuse mode (the docs' default, ``reuseMode: true``): one long-lived trial runner per machine
+(``python -m nni.training_services.local.runner``, see :mod:`nni.runtime.runner_protocol`) is
+started on an SSH exec channel; trials are handed to it and its events come back on the same
+channel, authenticated by SSH itself (no port is opened on the manager, ``nniManagerIp`` is not
+needed). Non-reuse mode: one runner started with ``--single`` per trial, on its own channel.
+
+Faults: the runner stops its trials when its channel closes, so a dropped connection ends the
+machine's running trials; they become SYS_CANCELED with the reason and ``requeue=True`` (the
+manager runs their parameters again, elsewhere if need be). The machine is marked down and
+reconnected in the background with exponential back-off (``reconnect_delay`` ..
+``reconnect_max_delay``); it takes trials again once it is back. Trials wait (WAITING, with the
+reason) while no machine is up.
+
+GPUs: each runner schedules the GPUs its machine's ``nvidia-smi`` reports (``gpuIndices``,
+``maxTrialNumberPerGpu``, ``useActiveGpu`` per machine); with ``trialGpuNumber`` set, a trial
+is sent only to a machine with a free GPU slot.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import re
+import secrets
+import shlex
+from pathlib import Path
+from typing import Optional
+
+from nni.runtime.runner_client import RunnerClient, RunnerConnectionLost, RunnerError, RunnerTimeout
+from nni.runtime.training_service import (
+    ExperimentContext,
+    MetricEvent,
+    RequestNeverSatisfiable,
+    StateEvent,
+    TrainingService,
+    TrialJobDetail,
+    TrialJobStatus,
+    TrialSpec,
+    now_ms,
+)
+
+from .preflight import MachineInfo, preflight
+from .ssh import RemoteMachineError, SshError, SshMachine
+from .upload import download, remove, upload_code
+
+__all__ = ["RemoteTrainingService", "remote_experiment_dir"]
+
+_logger = logging.getLogger("nni.training_services.remote")
+
+OUTPUT_FILES = ("stdout", "stderr", "trial.log")
+
+
+def remote_experiment_dir(home: str, experiment_id: str) -> str:
+    """Where an experiment's files live on a machine whose login home is ``home``."""
+    return f"{home.rstrip('/')}/nni-experiments/{experiment_id}"
+
+
+def _machine_key(machine: SshMachine) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{machine.host}_{machine.port}")
+
+
+class _Machine:
+    """One machine as the service sees it."""
+
+    def __init__(self, ssh: SshMachine, config: dict) -> None:
+        self.ssh = ssh
+        self.config = config
+        self.info: Optional[MachineInfo] = None
+        self.exp_dir = ""  # ~/nni-experiments/<id> there, absolute
+        self.env_dir = ""
+        self.code_dir = ""
+        self.shares_manager_dir = False  # the same folder as the manager's (localhost, same home)
+        self.client: Optional[RunnerClient] = None  # reuse mode
+        self.up = False
+        self.down_reason = ""
+        self.active: set[str] = set()  # trials sent here and not finished
+        self.capacity: Optional[int] = None  # GPU-scheduled trials that fit at once
+        self.reconnect_task: Optional[asyncio.Task] = None
+
+    @property
+    def name(self) -> str:
+        return self.ssh.name
+
+    def free(self, gpu_number: Optional[int]) -> bool:
+        if not self.up:
+            return False
+        if gpu_number and self.capacity is not None:
+            return len(self.active) < self.capacity
+        return True
+
+
+class RemoteTrainingService(TrainingService):
+    """Runs trials on the machines of ``machineList`` (``platform: remote``).
+
+    Args:
+        config: canonical ``trainingService`` mapping (``machineList``, ``reuseMode``).
+        context: the experiment.
+        reconnect_delay / reconnect_max_delay: back-off, in seconds, between attempts to reach a
+            machine that went down.
+        connect_attempts: tries per machine at start (network faults only; a wrong password or
+            an unknown host key fails at once).
+    """
+
+    platform = "remote"
+    is_multi_phase_job_supported = True
+
+    def __init__(
+        self,
+        config: dict,
+        context: ExperimentContext,
+        reconnect_delay: float = 1.0,
+        reconnect_max_delay: float = 30.0,
+        connect_attempts: int = 3,
+    ) -> None:
+        super().__init__(config, context)
+        self.reuse = self.config.get("reuseMode", True) is not False
+        self.reconnect_delay = reconnect_delay
+        self.reconnect_max_delay = reconnect_max_delay
+        self.connect_attempts = connect_attempts
+        self._machines = [_Machine(SshMachine(m), dict(m)) for m in self.config.get("machineList") or []]
+        self._specs: dict[str, TrialSpec] = {}
+        self._owner: dict[str, _Machine] = {}
+        self._singles: dict[str, RunnerClient] = {}  # non-reuse mode: the runner of each trial
+        self._backlog: list[str] = []  # submitted trials not yet handed to a machine
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
+        self._started = False
+        self._trials_dir = Path(context.experiment_dir) / "trials"
+        self._marker = f".nni-manager-{secrets.token_hex(6)}"
+
+    # ----- lifecycle -----
+
+    def check_request(self, gpu_number: Optional[int]) -> None:
+        if not gpu_number:
+            return
+        limits = [self._usable_gpus(m) for m in self._machines]
+        if limits and all(n is not None and n < gpu_number for n in limits):
+            most = max(n for n in limits if n is not None)
+            raise RequestNeverSatisfiable(
+                f"trialGpuNumber: {gpu_number} GPUs per trial, but no remote machine has more than {most} usable GPU(s); "
+                "lower trialGpuNumber or add a machine with more GPUs"
+            )
+
+    def _usable_gpus(self, m: _Machine) -> Optional[int]:
+        """GPUs a machine can give one trial (``None``: unknown before preflight)."""
+        indices = m.config.get("gpuIndices")
+        count = len(indices) if isinstance(indices, (list, tuple)) else None
+        if m.info is not None:
+            count = m.info.gpu_count if count is None else min(count, m.info.gpu_count)
+        return count
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._trials_dir.mkdir(parents=True, exist_ok=True)
+        (self._trials_dir / self._marker).touch()
+        try:
+            results = await asyncio.gather(*(self._prepare(m) for m in self._machines), return_exceptions=True)
+            problems = [str(r) for r in results if isinstance(r, BaseException)]
+            if problems:
+                await self._close_all()
+                raise RemoteMachineError("; ".join(problems), "preflight")
+            self._started = True
+            self.check_request(self.context.trial_gpu_number)  # now that the GPUs are known
+            if self.reuse:
+                results = await asyncio.gather(*(self._start_machine_runner(m) for m in self._machines), return_exceptions=True)
+                problems = [str(r) for r in results if isinstance(r, BaseException)]
+                if problems:
+                    await self._close_all()
+                    raise RemoteMachineError("; ".join(problems), "runner")
+            else:
+                for m in self._machines:
+                    m.up = True
+        finally:
+            try:
+                (self._trials_dir / self._marker).unlink()
+            except OSError:
+                pass
+        self._dispatch()
+
+    async def _prepare(self, m: _Machine) -> None:
+        await m.ssh.connect_with_retry(attempts=self.connect_attempts)
+        m.info = await preflight(m.ssh)
+        rc, out, err = await m.ssh.run('printf %s "$HOME"')
+        home = out.strip()
+        if rc != 0 or not home.startswith("/"):
+            raise RemoteMachineError(f"{m.name}: cannot find the login user's home folder ({err.strip()[-200:] or 'empty $HOME'})", "home")
+        m.exp_dir = remote_experiment_dir(home, self.context.experiment_id)
+        m.env_dir = f"{m.exp_dir}/envs/{_machine_key(m.ssh)}"
+        m.code_dir = f"{m.env_dir}/code"
+        rc, _, _ = await m.ssh.run(f"test -e {shlex.quote(m.exp_dir + '/trials/' + self._marker)}")
+        m.shares_manager_dir = rc == 0
+        summary = await upload_code(m.ssh, self.context.trial_code_directory, m.code_dir)
+        _logger.info("%s: %s (python %s, nni-core %s, %d GPU(s)); code uploaded (%d files, %d bytes)",
+                     m.name, m.info.python, m.info.python_version, m.info.nni_version, m.info.gpu_count, summary.files, summary.bytes)
+
+    def _runner_command(self, m: _Machine, single: bool) -> str:
+        q = shlex.quote
+        assert m.info is not None
+        args = " --single" if single else ""
+        return f"mkdir -p {q(m.env_dir)} && cd {q(m.env_dir)} && exec {q(m.info.python)} -m {m.info.runner_module}{args}"
+
+    async def _open_runner(self, m: _Machine, single: bool) -> RunnerClient:
+        reader, writer = await m.ssh.open_stream(self._runner_command(m, single))
+        client = RunnerClient(reader, writer, name=f"trial runner on {m.name}")
+        context = dataclasses.replace(self.context, experiment_dir=m.exp_dir, trial_code_directory=m.code_dir)
+        try:
+            info = await client.hello(context, config=m.config, platform="remote")
+        except (RunnerConnectionLost, RunnerTimeout, RunnerError) as err:
+            tail = writer.stderr_tail().strip().splitlines()
+            await client.aclose()
+            raise RemoteMachineError(f"{m.name}: the trial runner did not start ({tail[-1][:200] if tail else err})", "runner") from None
+        if not single:
+            m.capacity = info.capacity if self.context.trial_gpu_number else None
+        return client
+
+    async def _start_machine_runner(self, m: _Machine) -> None:
+        client = await self._open_runner(m, single=False)
+        m.client = client
+        m.up = True
+        m.down_reason = ""
+        self._spawn(self._pump(m, client))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for trial_id in list(self._backlog):
+            self._backlog.remove(trial_id)
+            self._set_status(self._trials[trial_id], TrialJobStatus.SYS_CANCELED, "experiment stopped before the trial started")
+        for m in self._machines:
+            if m.reconnect_task is not None:
+                m.reconnect_task.cancel()
+        stops = [m.client.stop() for m in self._machines if m.client is not None]
+        stops += [c.stop() for c in self._singles.values()]
+        await asyncio.gather(*stops, return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for detail in self._trials.values():  # a runner that vanished cannot report its trials' end
+            if not detail.status.is_final:
+                self._set_status(detail, TrialJobStatus.SYS_CANCELED, "experiment stopped")
+        await self._close_all()
+        self._end_events()
+
+    async def _close_all(self) -> None:
+        await asyncio.gather(*(m.ssh.close() for m in self._machines), return_exceptions=True)
+
+    # ----- trials -----
+
+    async def submit(self, spec: TrialSpec) -> TrialJobDetail:
+        if self._stopping:
+            raise RuntimeError("the remote training service is stopping")
+        trial_dir = self._trials_dir / spec.trial_id
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        detail = TrialJobDetail(
+            id=spec.trial_id,
+            status=TrialJobStatus.WAITING,
+            sequence_id=spec.sequence_id,
+            submit_time=now_ms(),
+            working_directory=str(trial_dir),
+        )
+        self._trials[spec.trial_id] = detail
+        self._specs[spec.trial_id] = spec
+        self._backlog.append(spec.trial_id)
+        self._dispatch()
+        return detail
+
+    def _gpu_number(self, spec: TrialSpec) -> Optional[int]:
+        return spec.gpu_number if spec.gpu_number is not None else self.context.trial_gpu_number
+
+    def _dispatch(self) -> None:
+        """Hand queued trials to machines, least busy first, while some machine is free."""
+        if not self._started or self._stopping:
+            return
+        while self._backlog:
+            trial_id = self._backlog[0]
+            spec = self._specs[trial_id]
+            free = [m for m in self._machines if m.free(self._gpu_number(spec))]
+            if not free:
+                detail = self._trials[trial_id]
+                down = [f"{m.name} ({m.down_reason})" for m in self._machines if not m.up]
+                why = ("no remote machine is reachable: " + "; ".join(down)) if len(down) == len(self._machines) else "waiting for a free GPU on a remote machine"
+                if detail.message != why:
+                    detail.message = why
+                    self._emit(StateEvent(trial_id, TrialJobStatus.WAITING, now_ms(), why))
+                return
+            m = min(free, key=lambda x: len(x.active))
+            self._backlog.pop(0)
+            m.active.add(trial_id)
+            self._owner[trial_id] = m
+            self._spawn(self._hand_over(m, spec))
+
+    async def _hand_over(self, m: _Machine, spec: TrialSpec) -> None:
+        trial_id = spec.trial_id
+        detail = self._trials[trial_id]
+        client = m.client
+        try:
+            if not self.reuse:
+                client = await self._open_runner(m, single=True)
+                self._singles[trial_id] = client
+                self._spawn(self._pump(m, client, single_trial=trial_id))
+            if client is None:
+                raise RunnerConnectionLost(f"{m.name} is down")
+            remote = await client.submit(spec)
+        except RequestNeverSatisfiable as err:
+            m.active.discard(trial_id)
+            self._set_status(detail, TrialJobStatus.FAILED, f"{m.name}: {err}")
+            self._dispatch()
+            return
+        except (RunnerConnectionLost, RunnerTimeout, RunnerError, RemoteMachineError, OSError) as err:
+            # not started anywhere: back to the front of the queue for another machine
+            m.active.discard(trial_id)
+            self._owner.pop(trial_id, None)
+            self._singles.pop(trial_id, None)
+            if detail.status.is_final:
+                return
+            _logger.warning("Trial %s could not be handed to %s (%s); it waits for another machine", trial_id, m.name, err)
+            if not self.reuse and m.up:
+                self._machine_lost(m, str(err))
+            self._backlog.insert(0, trial_id)
+            self._dispatch()
+            return
+        detail.url = f"ssh://{m.ssh.user}@{m.ssh.host}:{m.ssh.port}{remote.working_directory}"
+        detail.gpu_indices = remote.gpu_indices
+        if detail.status.is_final:  # cancelled while being handed over
+            await client.cancel(trial_id, status=detail.status)
+
+    async def _pump(self, m: _Machine, client: RunnerClient, single_trial: Optional[str] = None) -> None:
+        """Forward one runner's events until its stream ends."""
+        async for event in client.events():
+            detail = self._trials.get(event.trial_id)
+            if detail is None:
+                continue
+            if isinstance(event, MetricEvent):
+                self._emit(event)
+                continue
+            self._on_state(m, detail, event)
+        if single_trial is not None:
+            self._singles.pop(single_trial, None)
+            detail = self._trials.get(single_trial)
+            if detail is not None and not detail.status.is_final and not self._stopping:
+                self._requeue(detail, f"the trial runner on {m.name} ended unexpectedly ({await client.closed})")
+                m.active.discard(single_trial)
+                self._dispatch()
+            return
+        if not self._stopping and m.client is client:
+            self._machine_lost(m, await client.closed)
+
+    def _on_state(self, m: _Machine, detail: TrialJobDetail, event: StateEvent) -> None:
+        if detail.status.is_final:
+            return
+        if event.status == TrialJobStatus.WAITING:
+            if detail.message != event.message:
+                detail.message = event.message
+                self._emit(event)
+            return
+        self._set_status(detail, event.status, event.message, event.exit_code, event.time)
+        if event.status.is_final:
+            m.active.discard(detail.id)
+            self._spawn(self._copy_output(m, detail.id))
+            self._dispatch()
+
+    async def _copy_output(self, m: _Machine, trial_id: str) -> None:
+        if m.shares_manager_dir:
+            return
+        local = self._trials_dir / trial_id
+        remote_dir = f"{m.exp_dir}/trials/{trial_id}"
+        for name in OUTPUT_FILES:
+            try:
+                await download(m.ssh, f"{remote_dir}/{name}", local / name)
+            except (SshError, OSError) as err:
+                _logger.info("Trial %s: %s not copied back from %s: %s", trial_id, name, m.name, err)
+
+    def _requeue(self, detail: TrialJobDetail, why: str) -> None:
+        t = now_ms()
+        detail.status = TrialJobStatus.SYS_CANCELED
+        detail.message = why  # the manager adds that the parameters run again
+        detail.end_time = t
+        if detail.start_time is None:
+            detail.start_time = t
+        self._emit(StateEvent(detail.id, TrialJobStatus.SYS_CANCELED, t, detail.message, None, requeue=True))
+
+    def _machine_lost(self, m: _Machine, reason: str) -> None:
+        """The connection to ``m`` dropped: its trials are re-queued, it is reconnected later."""
+        m.up = False
+        m.client = None
+        m.down_reason = f"connection lost: {reason}"
+        _logger.warning("%s: %s; reconnecting in the background", m.name, m.down_reason)
+        for trial_id in sorted(m.active):
+            detail = self._trials[trial_id]
+            if not detail.status.is_final:
+                self._requeue(detail, f"the connection to {m.name} was lost ({reason}); the trial was stopped there")
+        m.active.clear()
+        if m.reconnect_task is None or m.reconnect_task.done():
+            m.reconnect_task = self._spawn(self._reconnect(m))
+        self._dispatch()
+
+    async def _reconnect(self, m: _Machine) -> None:
+        delay = self.reconnect_delay
+        while not self._stopping:
+            await asyncio.sleep(delay)
+            try:
+                await m.ssh.connect()
+                if self.reuse:
+                    await self._start_machine_runner(m)
+                else:
+                    m.up = True
+                _logger.info("%s is back", m.name)
+                self._dispatch()
+                return
+            except (SshError, RemoteMachineError, OSError) as err:
+                m.down_reason = str(err)
+                delay = min(delay * 2, self.reconnect_max_delay)
+
+    async def cancel(self, trial_id: str, early_stopped: bool = False, status: Optional[TrialJobStatus] = None) -> None:
+        final = TrialJobStatus.EARLY_STOPPED if early_stopped else (status or TrialJobStatus.USER_CANCELED)
+        detail = self._trials.get(trial_id)
+        if detail is None or detail.status.is_final:
+            return
+        if trial_id in self._backlog:
+            self._backlog.remove(trial_id)
+            self._set_status(detail, final)
+            return
+        m = self._owner.get(trial_id)
+        client = self._singles.get(trial_id) or (m.client if m is not None else None)
+        if client is None:
+            return
+        try:
+            await client.cancel(trial_id, early_stopped=early_stopped, status=status)
+        except KeyError:  # not registered there yet: _hand_over cancels it once it is
+            self._set_status(detail, final)
+        except (RunnerConnectionLost, RunnerTimeout, RunnerError) as err:
+            _logger.warning("Trial %s: cancel on %s failed: %s", trial_id, m.name if m else "?", err)
+
+    async def send_parameter(self, trial_id: str, parameter: str) -> None:
+        detail = self._trials[trial_id]
+        if detail.status.is_final:
+            return
+        m = self._owner.get(trial_id)
+        client = self._singles.get(trial_id) or (m.client if m is not None else None)
+        if client is None:
+            raise KeyError(trial_id)
+        await client.send_parameter(trial_id, parameter)
+
+    # ----- helpers -----
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ----- clean-up (nnictl experiment delete / platform clean) -----
+
+    @staticmethod
+    async def remove_experiment_files(config: dict, experiment_id: str) -> list[str]:
+        """Remove ``~/nni-experiments/<experiment_id>`` on every machine; returns one line per
+        machine that could not be cleaned (unreachable machines are reported, not fatal)."""
+        problems = []
+        for machine in config.get("machineList") or []:
+            ssh = SshMachine(machine)
+            try:
+                await ssh.connect_with_retry(attempts=2)
+                rc, out, _ = await ssh.run('printf %s "$HOME"')
+                await remove(ssh, remote_experiment_dir(out.strip(), experiment_id))
+            except (SshError, RemoteMachineError, OSError, ValueError) as err:
+                problems.append(str(err))
+            finally:
+                await ssh.close()
+        return problems
+
+    @classmethod
+    def clean_platform(cls, config: dict, running: set) -> list[str]:
+        """``nnictl platform clean``: remove ``~/nni-experiments/<id>`` of every experiment on
+        every machine except those in ``running``; returns one line per machine."""
+        import asyncio as _asyncio
+
+        async def clean(machine: dict) -> str:
+            ssh = SshMachine(machine)
+            try:
+                await ssh.connect_with_retry(attempts=2)
+                rc, out, _ = await ssh.run('printf %s "$HOME"; echo; ls -1 "$HOME/nni-experiments" 2>/dev/null')
+                home, *names = out.splitlines()
+                removed = [n for n in names if n and n not in running and re.fullmatch(r"[A-Za-z0-9_-]+", n)]
+                for name in removed:
+                    await remove(ssh, remote_experiment_dir(home, name))
+                return f"{ssh.name}: removed {len(removed)} experiment folder(s) under {home}/nni-experiments"
+            except (SshError, RemoteMachineError, OSError, ValueError) as err:
+                return f"{ssh.name}: not cleaned: {err}"
+            finally:
+                await ssh.close()
+
+        async def main() -> list[str]:
+            return list(await _asyncio.gather(*(clean(m) for m in config.get("machineList") or [])))
+
+        return _asyncio.run(main())
