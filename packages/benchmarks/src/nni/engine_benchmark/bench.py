@@ -252,6 +252,28 @@ def _timed_run(workdir: Path, name: str, trials: int, concurrency: int, training
             "trial_overhead_s": latency[len(latency) // 2] if latency else None}
 
 
+def _remote_startup(training_service: dict, workdir: Path) -> float:
+    """Seconds RemoteTrainingService.start() takes (no trial), then stopped."""
+    import asyncio
+
+    from nni.runtime.training_service import ExperimentContext
+    from nni.training_services.remote.service import RemoteTrainingService
+
+    code = workdir / "code"
+    code.mkdir(parents=True, exist_ok=True)
+    (code / "trial.py").write_text(REMOTE_TRIAL % 0)
+    ts = RemoteTrainingService(training_service, ExperimentContext("benchstart", str(workdir / "exp"), "python3 trial.py", str(code)))
+
+    async def go() -> float:
+        t0 = time.perf_counter()
+        await ts.start()
+        elapsed = time.perf_counter() - t0
+        await ts.stop()
+        return elapsed
+
+    return asyncio.run(go())
+
+
 def bench_remote(trials: int = 40, concurrency: int = 4, trial_seconds: float = 0.2, repeats: int = 3) -> dict:
     """The issue's remote workload (``trials`` trials of ``trial_seconds`` at ``concurrency``) on two
     real sshd machines on 127.0.0.1 (reuse mode) against the same workload on ``local``, runs
@@ -274,9 +296,11 @@ def bench_remote(trials: int = 40, concurrency: int = 4, trial_seconds: float = 
             remote = {"platform": "remote", "machineList": [s.machine() for s in servers]}
             # the local trials find python3 where the machines do (the fixtures' wrapper folder)
             os.environ["PATH"] = f"{servers[0].bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+            startups = []
             for _ in range(repeats):
                 for name, ts in (("local", {"platform": "local"}), ("remote", remote)):
                     runs[name].append(_timed_run(workdir / f"{name}{len(runs[name])}", name, trials, concurrency, ts, trial_seconds))
+                startups.append(_remote_startup(remote, workdir / f"startup{len(startups)}"))
         finally:
             for server in servers:
                 server.stop()
@@ -286,6 +310,7 @@ def bench_remote(trials: int = 40, concurrency: int = 4, trial_seconds: float = 
         return values[len(values) // 2]
 
     local_wall, remote_wall = median("local", "wall_s"), median("remote", "wall_s")
+    startup = sorted(startups)[len(startups) // 2]
     return {
         "benchmark": "remote",
         "trials": trials, "concurrency": concurrency, "trial_s": trial_seconds, "repeats": repeats,
@@ -298,5 +323,9 @@ def bench_remote(trials: int = 40, concurrency: int = 4, trial_seconds: float = 
         # what each trial costs beyond local, from the wall times: (remote - local) x concurrency / trials
         "extra_per_trial_ms": round((remote_wall - local_wall) * concurrency / trials * 1000),
         "target_extra_per_trial_ms": 150,
+        # the platform's start (connect, preflight, code upload, runner start on both machines,
+        # in parallel) measured alone, and the per-trial extra once it is taken out
+        "remote_startup_s": round(startup, 2),
+        "extra_per_trial_after_startup_ms": round((remote_wall - startup - local_wall) * concurrency / trials * 1000),
         "load_average": round(os.getloadavg()[0], 2),
     }

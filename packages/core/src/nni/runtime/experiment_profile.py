@@ -13,8 +13,9 @@ from typing import Any, Optional, Union
 #: ``PUT /experiment/cluster-metadata`` keeps its keys here, next to the store (``db/``).
 CLUSTER_METADATA_FILE = "cluster_metadata.json"
 
-#: Config keys whose values the profile shows as ``"***"`` (remote machines' SSH secrets).
-SECRET_KEYS = frozenset({"password", "sshPassphrase"})
+#: Config keys whose values the profile shows as ``"***"`` (remote machines' SSH secrets, the
+#: shared storage's Azure key).
+SECRET_KEYS = frozenset({"password", "sshPassphrase", "storageAccountKey"})
 
 
 def mask_secrets(value: Any) -> Any:

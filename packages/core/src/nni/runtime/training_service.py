@@ -57,6 +57,8 @@ class ExperimentContext:
         trial_gpu_number: ``trialGpuNumber`` (``None``: not GPU-scheduled).
         max_trial_duration: seconds after which a running trial is stopped, or ``None``.
         debug: the config's ``debug``.
+        shared_storage: the canonical ``sharedStorage`` mapping of the config, or ``None``
+            (platforms that support it mount it and put trial folders there).
     """
 
     experiment_id: str
@@ -66,6 +68,7 @@ class ExperimentContext:
     trial_gpu_number: Optional[int] = None
     max_trial_duration: Optional[float] = None
     debug: bool = False
+    shared_storage: Optional[dict] = None
 
 
 @dataclass

@@ -607,6 +607,7 @@ def make_context(experiment_id: str, experiment_dir: str, config: dict) -> Exper
         trial_gpu_number=config.get("trialGpuNumber"),
         max_trial_duration=config.get("maxTrialDuration"),
         debug=bool(config.get("debug")),
+        shared_storage=config.get("sharedStorage"),
     )
 
 

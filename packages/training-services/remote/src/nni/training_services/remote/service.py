@@ -24,6 +24,14 @@ reconnected in the background with exponential back-off (``reconnect_delay`` ..
 ``reconnect_max_delay``); it takes trials again once it is back. Trials wait (WAITING, with the
 reason) while no machine is up.
 
+Shared storage (``sharedStorage``, reuse mode only; :mod:`.shared_storage`): the code is copied
+once into ``<storage>/nni/<id>/code`` instead of to every machine, trials work in
+``<remoteMountPoint>/nni/<id>/trials/<trial id>`` on the machines (mounted there when not already
+visible, unmounted at :meth:`~RemoteTrainingService.stop`), and their working folder on the
+manager's machine is ``<localMountPoint>/nni/<id>/trials/<trial id>``: no SSH transfer back, except
+with ``nomount``; ``stdout``, ``stderr`` and ``trial.log`` are still copied (locally) into the
+trial's folder in the experiment folder, where the manager, ``nnictl log`` and the web UI read them.
+
 GPUs: each runner schedules the GPUs its machine's ``nvidia-smi`` reports (``gpuIndices``,
 ``maxTrialNumberPerGpu``, ``useActiveGpu`` per machine); with ``trialGpuNumber`` set, a trial
 is sent only to a machine with a free GPU slot.
@@ -37,6 +45,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -54,8 +63,9 @@ from nni.runtime.training_service import (
 )
 
 from .preflight import MachineInfo, preflight
+from .shared_storage import SharedStorage, SharedStorageError
 from .ssh import RemoteMachineError, SshError, SshMachine
-from .upload import download, remove, upload_code
+from .upload import download_files, remove, upload_code
 
 __all__ = ["RemoteTrainingService", "remote_experiment_dir"]
 
@@ -83,6 +93,7 @@ class _Machine:
         self.exp_dir = ""  # ~/nni-experiments/<id> there, absolute
         self.env_dir = ""
         self.code_dir = ""
+        self.storage_dir = ""  # with sharedStorage: <remoteMountPoint>/nni/<id> there (trials/ and code/)
         self.shares_manager_dir = False  # the same folder as the manager's (localhost, same home)
         self.client: Optional[RunnerClient] = None  # reuse mode
         self.up = False
@@ -141,6 +152,9 @@ class RemoteTrainingService(TrainingService):
         self._started = False
         self._trials_dir = Path(context.experiment_dir) / "trials"
         self._marker = f".nni-manager-{secrets.token_hex(6)}"
+        self.storage: Optional[SharedStorage] = None
+        if context.shared_storage:
+            self.storage = SharedStorage(context.shared_storage, context.experiment_id, context.experiment_dir)
 
     # ----- lifecycle -----
 
@@ -166,6 +180,12 @@ class RemoteTrainingService(TrainingService):
     async def start(self) -> None:
         if self._started:
             return
+        if self.storage is not None:
+            if not self.reuse:
+                raise SharedStorageError("sharedStorage: works only in reuse mode on the remote platform; set "
+                                         "trainingService.reuseMode: true (the default) or remove sharedStorage")
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.storage.prepare_local, self.context.trial_code_directory)
         self._trials_dir.mkdir(parents=True, exist_ok=True)
         (self._trials_dir / self._marker).touch()
         try:
@@ -204,6 +224,12 @@ class RemoteTrainingService(TrainingService):
         m.code_dir = f"{m.env_dir}/code"
         rc, _, _ = await m.ssh.run(f"test -e {shlex.quote(m.exp_dir + '/trials/' + self._marker)}")
         m.shares_manager_dir = rc == 0
+        if self.storage is not None:
+            m.storage_dir = await self.storage.prepare_machine(m.ssh, home, self.context.trial_code_directory)
+            m.code_dir = f"{m.storage_dir}/code"
+            _logger.info("%s: %s (python %s, nni-core %s, %d GPU(s)); shared storage at %s",
+                         m.name, m.info.python, m.info.python_version, m.info.nni_version, m.info.gpu_count, m.storage_dir)
+            return
         summary = await upload_code(m.ssh, self.context.trial_code_directory, m.code_dir)
         _logger.info("%s: %s (python %s, nni-core %s, %d GPU(s)); code uploaded (%d files, %d bytes)",
                      m.name, m.info.python, m.info.python_version, m.info.nni_version, m.info.gpu_count, summary.files, summary.bytes)
@@ -217,7 +243,8 @@ class RemoteTrainingService(TrainingService):
     async def _open_runner(self, m: _Machine, single: bool) -> RunnerClient:
         reader, writer = await m.ssh.open_stream(self._runner_command(m, single))
         client = RunnerClient(reader, writer, name=f"trial runner on {m.name}")
-        context = dataclasses.replace(self.context, experiment_dir=m.exp_dir, trial_code_directory=m.code_dir)
+        context = dataclasses.replace(self.context, experiment_dir=m.storage_dir or m.exp_dir,
+                                      trial_code_directory=m.code_dir, shared_storage=None)
         try:
             info = await client.hello(context, config=m.config, platform="remote")
         except (RunnerConnectionLost, RunnerTimeout, RunnerError) as err:
@@ -255,6 +282,8 @@ class RemoteTrainingService(TrainingService):
         self._end_events()
 
     async def _close_all(self) -> None:
+        if self.storage is not None:
+            await self.storage.release()  # unmounts over the connections, before they close
         await asyncio.gather(*(m.ssh.close() for m in self._machines), return_exceptions=True)
 
     # ----- trials -----
@@ -264,6 +293,8 @@ class RemoteTrainingService(TrainingService):
             raise RuntimeError("the remote training service is stopping")
         trial_dir = self._trials_dir / spec.trial_id
         trial_dir.mkdir(parents=True, exist_ok=True)
+        if self.storage is not None and self.storage.local_visible:  # the machines write there directly
+            trial_dir = self.storage.local_root / "trials" / spec.trial_id
         detail = TrialJobDetail(
             id=spec.trial_id,
             status=TrialJobStatus.WAITING,
@@ -376,12 +407,25 @@ class RemoteTrainingService(TrainingService):
         if m.shares_manager_dir:
             return
         local = self._trials_dir / trial_id
-        remote_dir = f"{m.exp_dir}/trials/{trial_id}"
+        if self.storage is not None and self.storage.local_visible:
+            # Already here, on the storage. The manager's record, `nnictl log trial` and the web UI
+            # read the trial's folder in the experiment folder: a local copy, no SSH transfer.
+            await asyncio.get_running_loop().run_in_executor(None, self._copy_from_storage, trial_id)
+            return
+        remote_dir = f"{m.storage_dir or m.exp_dir}/trials/{trial_id}"
+        try:  # one round trip for the three files
+            await download_files(m.ssh, remote_dir, list(OUTPUT_FILES), local)
+        except (SshError, OSError) as err:
+            _logger.info("Trial %s: output not copied back from %s: %s", trial_id, m.name, err)
+
+    def _copy_from_storage(self, trial_id: str) -> None:
+        assert self.storage is not None
+        source = self.storage.local_root / "trials" / trial_id
         for name in OUTPUT_FILES:
             try:
-                await download(m.ssh, f"{remote_dir}/{name}", local / name)
-            except (SshError, OSError) as err:
-                _logger.info("Trial %s: %s not copied back from %s: %s", trial_id, name, m.name, err)
+                shutil.copyfile(source / name, self._trials_dir / trial_id / name)
+            except OSError as err:
+                _logger.info("Trial %s: %s not copied from the shared storage: %s", trial_id, name, err)
 
     def _requeue(self, detail: TrialJobDetail, why: str) -> None:
         t = now_ms()

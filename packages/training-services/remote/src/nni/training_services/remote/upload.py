@@ -21,7 +21,7 @@ import pathspec
 from .ssh import _EXECUTOR, SshError, SshMachine, remote_path
 
 __all__ = ["CodeDirError", "MAX_FILES", "MAX_BYTES", "UploadSummary", "collect_code_files", "upload_code",
-           "download", "remove"]
+           "download", "download_files", "remove"]
 
 MAX_FILES = 2000
 MAX_BYTES = 300 * 1024 * 1024
@@ -224,6 +224,50 @@ async def download(machine: SshMachine, remote: str, local: str | os.PathLike) -
 
     await asyncio.get_running_loop().run_in_executor(_EXECUTOR, fetch)
     return local_path
+
+
+async def download_files(machine: SshMachine, remote_dir: str, names: list[str], local_dir: str | os.PathLike) -> list[str]:
+    """Copy the files ``names`` of ``remote_dir`` into ``local_dir`` in one round trip; those that do
+    not exist there are skipped. Returns the names copied."""
+    dest = Path(local_dir)
+    quoted = " ".join(_q(n) for n in names)
+
+    def fetch() -> list[str]:
+        # one tar over the files that exist (a trial may not have written stderr)
+        channel = machine.open_exec_channel(
+            f"cd {remote_path(remote_dir)} || exit 2; set --; for f in {quoted}; do [ -e \"$f\" ] && set -- \"$@\" \"$f\"; done; "
+            f"[ $# -gt 0 ] || exit 0; tar -cf - -- \"$@\"")
+        try:
+            channel.shutdown_write()
+            dest.mkdir(parents=True, exist_ok=True)
+            got: list[str] = []
+            try:
+                with tarfile.open(fileobj=_ChannelReadFile(channel), mode="r|") as tar:
+                    for member in tar:
+                        got.append(member.name)
+                        _extract_one(tar, member, dest)
+            except tarfile.ReadError:
+                pass  # no file to copy: an empty stream
+            status = channel.recv_exit_status()
+            if status != 0:
+                raise SshError(f"{machine.name}: cannot read {remote_dir} (exit status {status})", "remote")
+            return got
+        finally:
+            channel.close()
+
+    return await asyncio.get_running_loop().run_in_executor(_EXECUTOR, fetch)
+
+
+def _extract_one(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
+    if member.name.startswith("/") or ".." in PurePosixPath(member.name).parts or not (member.isreg() or member.islnk()):
+        raise SshError(f"refusing unsafe entry {member.name!r} in a download", "remote")
+    target = dest / member.name
+    if target.exists() or target.is_symlink():
+        target.unlink()
+    if hasattr(tarfile, "data_filter"):
+        tar.extract(member, dest, filter="data")
+    else:
+        tar.extract(member, dest)
 
 
 async def remove(machine: SshMachine, remote_dir: str) -> None:
