@@ -1,8 +1,6 @@
-"""Model compression: pruners, quantizers, speedup and analysis utilities.
+"""Model compression: pruners, speedup and analysis utilities (PyTorch).
 
-Not built yet: importing this module raises :class:`~nni.runtime.distributions.NotBuiltYetError`
-(a ``ModuleNotFoundError``) that names the distribution and the missing feature.
+The framework lives in :mod:`nni.compression.pytorch` (it imports torch, this module does not);
+the pruning algorithms in :mod:`nni.algorithms.compression.pytorch.pruning` (v1) and
+:mod:`nni.algorithms.compression.v2.pytorch.pruning` (v2).
 """
-from nni.runtime.distributions import NotBuiltYetError
-
-raise NotBuiltYetError("nni-compress", "model compression (pruners, quantizers, speedup, analysis utilities)", __name__)

@@ -1,0 +1,1 @@
+"""Compression algorithms for PyTorch (v1 API): :mod:`.pruning`."""

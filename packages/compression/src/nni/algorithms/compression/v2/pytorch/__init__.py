@@ -1,0 +1,1 @@
+"""PyTorch implementation of compression v2."""
