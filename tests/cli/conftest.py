@@ -85,3 +85,26 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def ssh_machines(tmp_path, nnictl):
+    """Two real sshd machines on 127.0.0.1 trusted in the nnictl environment's known_hosts: one
+    logged in with a key (a fake ``nvidia-smi`` there lists 2 GPUs), one with a password."""
+    from nni.training_services.remote.testing import SshServer, sshd_unavailable_reason
+
+    reason = sshd_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    known = Path(nnictl.env["NNI_CONFIG_DIR"]) / "known_hosts"
+    servers = []
+    try:
+        for name, kwargs in (("key", {"gpus": 2}), ("pw", {"password_auth": True})):
+            server = SshServer(tmp_path / f"sshd-{name}", **kwargs)
+            servers.append(server)
+            server.start()
+            server.trust(known)
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from nni.server.testing import experiment_id_of, rest_get, wait_until
-from nni.training_services.remote.testing import SshServer, sshd_unavailable_reason
+from nni.training_services.remote.testing import sshd_unavailable_reason
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sshd_unavailable_reason() is not None, reason=str(sshd_unavailable_reason()))]
 
@@ -31,20 +31,8 @@ print("on", os.environ.get("NNI_PLATFORM"), "gpus", repr(os.environ.get("CUDA_VI
 
 
 @pytest.fixture
-def machines(tmp_path, nnictl):
-    """Two real sshd machines trusted in the nnictl environment's known_hosts."""
-    known = Path(nnictl.env["NNI_CONFIG_DIR"]) / "known_hosts"
-    servers = []
-    try:
-        for name, kwargs in (("key", {"gpus": 2}), ("pw", {"password_auth": True})):
-            server = SshServer(tmp_path / f"sshd-{name}", **kwargs)
-            servers.append(server)
-            server.start()
-            server.trust(known)
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
+def machines(ssh_machines):
+    return ssh_machines
 
 
 def _remote(servers, **fields):

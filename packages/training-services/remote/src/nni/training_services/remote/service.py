@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import re
 import secrets
 import shlex
