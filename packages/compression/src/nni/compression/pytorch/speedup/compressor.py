@@ -16,11 +16,16 @@ How it works (NNI docs §"Model Speedup", re-derived):
    constant is smaller at the borders), added as a border-exact map by
    :class:`ConstantInputConv`; so the outputs equal the masked model's.
 
+Linear layers on inputs with more than 2 dims (features on the last dim, e.g. the projections of
+multi-head attention) are shrunk by :mod:`._last_dim`, and the shrunk model's outputs on
+``dummy_input`` are checked against the masked model's before the swap is kept.
+
 Ops outside the supported set are left untouched when every channel reaching them is live, and
 raise a one-line error naming the node when a pruned channel would reach them.
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,9 @@ import torch
 from torch import fx, nn
 
 from ..utils import _graph as g
+from ._last_dim import LastDimAnalysis
+
+_logger = logging.getLogger(__name__)
 
 SUPPORTED = ("Conv1d/2d/3d (incl. grouped and depth-wise), Linear, BatchNorm1d/2d/3d, activations, "
              "dropout, pooling, add/sub/mul/div, cat(dim=1), flatten/view/reshape to (N, -1) or keeping (N, C), "
@@ -146,27 +154,84 @@ class ModelSpeedup:
         try:
             with torch.no_grad():
                 gm = g.trace(model, self.dummy_input)
-                analysis = _ChannelAnalysis(gm, dict(model.named_modules()))
+                modules = dict(model.named_modules())
+                analysis = _ChannelAnalysis(gm, modules)
                 replacements = analysis.replacements()
-                self._swap(replacements)
+                # Linear layers on >2-D inputs (features on the last dim, e.g. attention projections)
+                try:
+                    last_dim = LastDimAnalysis(gm, modules).replacements()
+                except (RuntimeError, IndexError, TypeError) as err:
+                    # a graph shape this analysis does not model: keep those layers as they are
+                    _logger.warning("ModelSpeedup: Linear layers on >2-D inputs left as they are (%s)", err)
+                    last_dim = {}
+                clash = sorted(set(last_dim) & set(replacements))
+                if clash:
+                    raise ValueError(f"ModelSpeedup: module {clash[0]!r} is used on 2-D and on >2-D inputs with "
+                                     "pruned features; give each use its own module")
+                replacements.update(last_dim)
+                expected = _tensors(model(*self.dummy_input))
+                self._swap(replacements, expected)
         finally:
             model.train(was_training)
         return model
 
-    def _swap(self, replacements: dict[str, nn.Module]) -> None:
+    def _swap(self, replacements: dict[str, nn.Module], expected: list[torch.Tensor]) -> None:
         old = {}
         for name, new in replacements.items():
             old[name] = _set_submodule(self.model, name, new)
-        try:
-            with torch.no_grad():
-                self.model(*self.dummy_input)
-        except Exception as err:  # noqa: BLE001 - restore, then report in one line
+
+        def restore():
             for name, mod in old.items():
                 _set_submodule(self.model, name, mod)
+
+        try:
+            with torch.no_grad():
+                got = _tensors(_run_naming_node(self.model, self.dummy_input))
+        except Exception as err:  # noqa: BLE001 - restore, then report in one line
+            restore()
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ValueError(f"ModelSpeedup: the shrunk model fails on dummy_input ({first}); a fixed-size "
                              "view/reshape or functional op probably follows a pruned layer: exclude the layers "
                              "returned by not_safe_to_prune(model, dummy_input)") from None
+        # a shape computed from a shrunk tensor (e.g. x.size(-1) // num_heads) can run but compute
+        # something else: the outputs must still equal the masked model's
+        for want, have in zip(expected, got):
+            scale = 1.0 + float(want.abs().max()) if want.numel() and want.is_floating_point() else 1.0
+            if want.shape != have.shape or (want.is_floating_point() and not torch.allclose(
+                    want, have, rtol=1e-4, atol=1e-4 * scale)):
+                restore()
+                raise ValueError("ModelSpeedup: the shrunk model's output differs from the masked model's on "
+                                 "dummy_input; a size computed in forward() probably does not follow the pruned "
+                                 "layers: exclude them from pruning")
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """The tensors of a (nested tuple / list / dict) model output, in order."""
+    if isinstance(value, torch.Tensor):
+        return [value.detach()]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+class _NamingInterpreter(fx.Interpreter):
+    def run_node(self, n: fx.Node) -> Any:
+        try:
+            return super().run_node(n)
+        except Exception as err:  # noqa: BLE001 - re-raised with the node named
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise RuntimeError(f"node {n.name!r} ({g.describe(n)}): {first}") from None
+
+
+def _run_naming_node(model: nn.Module, inputs: tuple) -> Any:
+    """Runs the model through a fresh fx trace so that a failure names the graph node."""
+    try:
+        gm = fx.symbolic_trace(model)
+    except Exception:  # noqa: BLE001 - fall back to a plain call
+        return model(*inputs)
+    return _NamingInterpreter(gm).run(*inputs)
 
 
 def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
