@@ -20,6 +20,7 @@ import pytest
 
 from nni.runtime.rest_api import RestClient
 from nni.server.testing import experiment_id_of, wait_until
+from nni.testing.processes import process_running
 
 pytestmark = pytest.mark.slow
 
@@ -36,12 +37,6 @@ nni.report_final_result(seq)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _children(pid: int) -> list[tuple[int, str]]:
@@ -90,7 +85,7 @@ def test_kill_9_of_the_manager_stops_trials_and_resume_reruns_them(nnictl, write
 
     killed = time.monotonic()
     os.kill(manager, signal.SIGKILL)
-    wait_until(lambda: not any(_alive(p) for p in pids), 10, "the trials to stop after kill -9 of their manager", interval=0.05)
+    wait_until(lambda: not any(process_running(p) for p in pids), 10, "the trials to stop after kill -9 of their manager", interval=0.05)
     assert time.monotonic() - killed < 6
 
     (code / "release").write_text("")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from nni.testing.processes import process_running
 from pathlib import Path
 
 HOST = textwrap.dedent(
@@ -33,13 +34,6 @@ HOST = textwrap.dedent(
 TRIAL = "python -c 'import os, subprocess, time; c = subprocess.Popen([\"sleep\", \"600\"]); open(\"pids\", \"w\").write(f\"{os.getpid()} {c.pid}\"); time.sleep(600)'"
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie left to a non-reaping init counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -62,13 +56,13 @@ def test_kill_9_of_the_manager_stops_its_trials(tmp_path):
         assert host.stdout.readline().strip() == "submitted"
         pids = code / "pids"
         trial_pid, child_pid = map(int, _wait(lambda: pids.exists() and pids.read_text().split(), 30, "the trial's pids"))
-        assert _alive(trial_pid) and _alive(child_pid)
+        assert process_running(trial_pid) and process_running(child_pid)
         time.sleep(0.3)
-        assert _alive(trial_pid), "the trial must keep running while its manager lives"
+        assert process_running(trial_pid), "the trial must keep running while its manager lives"
         killed = time.monotonic()
         os.kill(host.pid, signal.SIGKILL)
         host.wait()
-        _wait(lambda: not _alive(trial_pid) and not _alive(child_pid), 10, "the trial and its child to stop")
+        _wait(lambda: not process_running(trial_pid) and not process_running(child_pid), 10, "the trial and its child to stop")
         assert time.monotonic() - killed < 5
         marker = exp / "trials" / "trial" / ".nni" / "manager_died"
         died_ms = int(marker.read_text().split()[0])

@@ -26,7 +26,8 @@ from nni.runtime.training_service import (
     TrialJobStatus,
     TrialSpec,
 )
-from nni.testing.training_service import TrainingServiceContract
+from nni.testing.training_service import TrainingServiceContract, collect_until_final
+from nni.testing.processes import process_running
 
 
 class RunnerBackedService(TrainingService):
@@ -105,27 +106,8 @@ def _param(params: dict) -> str:
     return json.dumps({"parameter_id": 0, "parameter_source": "algorithm", "parameters": params, "parameter_index": 0})
 
 
-async def _until_final(client: RunnerClient, trial_ids: set, timeout: float = 30) -> list:
-    events, left = [], set(trial_ids)
-
-    async def consume():
-        async for ev in client.events():
-            events.append(ev)
-            if isinstance(ev, StateEvent) and ev.status.is_final:
-                left.discard(ev.trial_id)
-                if not left:
-                    return
-
-    await asyncio.wait_for(consume(), timeout)
-    return events
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _group_alive(pgid: int) -> bool:
@@ -180,7 +162,7 @@ def test_ready_environment_and_metrics_in_order(tmp_path):
         client = await spawn_local_runner()
         info = await client.hello(ctx, platform="remote")
         detail = await client.submit(TrialSpec("abcde", 3, _param({"a": 1}), env={"EXTRA": "x"}))
-        events = await _until_final(client, {"abcde"})
+        events = await collect_until_final(client, {"abcde"})
         await client.stop()
         return client, info, detail, events
 
@@ -218,7 +200,7 @@ def test_gpu_scheduling_with_a_fake_inventory(tmp_path):
             await client.submit(TrialSpec("huge1", 0, _param({}), gpu_number=4))
         for i in range(3):
             await client.submit(TrialSpec(f"gpu0{i}", i, _param({})))
-        events = await _until_final(client, {"gpu00", "gpu01", "gpu02"})
+        events = await collect_until_final(client, {"gpu00", "gpu01", "gpu02"})
         await client.stop()
         return info, events
 
@@ -246,7 +228,7 @@ def test_closing_stdin_stops_the_trials_and_the_runner(tmp_path):
         assert _group_alive(pgid)
         client.process.stdin.close()  # the manager (or the SSH channel) goes away
         t0 = time.monotonic()
-        events = await _until_final(client, {"sleep"}, 10)
+        events = await collect_until_final(client, {"sleep"}, 10)
         reason = await asyncio.wait_for(client.closed, 10)
         rc = await asyncio.wait_for(client.process.wait(), 10)
         await client.aclose()
@@ -269,7 +251,7 @@ def test_sigterm_to_the_runner_cancels_its_trials_and_says_why(tmp_path):
         await client.submit(TrialSpec("term1", 0, _param({})))
         _, trial_pid, _ = await _trial_pids(ctx, "term1")
         client.process.send_signal(signal.SIGTERM)
-        events = await _until_final(client, {"term1"}, 10)
+        events = await collect_until_final(client, {"term1"}, 10)
         reason = await asyncio.wait_for(client.closed, 10)
         await client.aclose()
         return events, reason, client.process.returncode, trial_pid
@@ -277,7 +259,7 @@ def test_sigterm_to_the_runner_cancels_its_trials_and_says_why(tmp_path):
     events, reason, rc, trial_pid = asyncio.run(go())
     assert [e.status for e in events if isinstance(e, StateEvent)][-1] == TrialJobStatus.SYS_CANCELED
     assert reason == "the runner stopped: the runner received SIGTERM" and rc == 0
-    assert not _alive(trial_pid)
+    assert not process_running(trial_pid)
 
 
 def test_kill_9_of_the_runner_stops_its_trials(tmp_path):
@@ -288,12 +270,12 @@ def test_kill_9_of_the_runner_stops_its_trials(tmp_path):
         await client.hello(ctx)
         await client.submit(TrialSpec("kill9", 0, _param({})))
         _, trial_pid, child_pid = await _trial_pids(ctx, "kill9")
-        assert _alive(trial_pid) and _alive(child_pid)
+        assert process_running(trial_pid) and process_running(child_pid)
         os.kill(client.process.pid, signal.SIGKILL)
         reason = await asyncio.wait_for(client.closed, 5)
         t0 = time.monotonic()
         # the lifeline: SIGTERM to the trial's group at once (its watcher sends SIGKILL 3 s later)
-        await _wait_for(lambda: not _alive(trial_pid) and not _alive(child_pid), 10, "the trial and its child to end")
+        await _wait_for(lambda: not process_running(trial_pid) and not process_running(child_pid), 10, "the trial and its child to end")
         with pytest.raises(ConnectionError):
             await client.ping()
         await client.aclose()

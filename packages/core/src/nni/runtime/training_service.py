@@ -279,8 +279,9 @@ class TrainingService(abc.ABC):
     def _end_events(self) -> None:
         self._emit(_END)
 
-    def _set_status(self, detail: TrialJobDetail, status: TrialJobStatus, message: str = "", exit_code: Optional[int] = None, when: Optional[int] = None) -> None:
-        """Move ``detail`` to ``status`` and emit the :class:`StateEvent` (once per state)."""
+    def _set_status(self, detail: TrialJobDetail, status: TrialJobStatus, message: str = "", exit_code: Optional[int] = None, when: Optional[int] = None, requeue: bool = False) -> None:
+        """Move ``detail`` to ``status`` and emit the :class:`StateEvent` (once per state);
+        ``requeue``: see :class:`StateEvent`."""
         if detail.status == status or detail.status.is_final:
             return
         t = when or now_ms()
@@ -296,7 +297,7 @@ class TrainingService(abc.ABC):
             if detail.start_time is None:
                 detail.start_time = t
             detail.is_early_stopped = status == TrialJobStatus.EARLY_STOPPED
-        self._emit(StateEvent(detail.id, status, t, message, exit_code))
+        self._emit(StateEvent(detail.id, status, t, message, exit_code, requeue))
 
 
 _END = object()

@@ -78,6 +78,15 @@ def remote_experiment_dir(home: str, experiment_id: str) -> str:
     return f"{home.rstrip('/')}/nni-experiments/{experiment_id}"
 
 
+async def login_home(ssh: SshMachine) -> str:
+    """The login user's home folder on the machine (absolute); one-line error when unknown."""
+    rc, out, err = await ssh.run('printf %s "$HOME"')
+    home = out.strip()
+    if rc != 0 or not home.startswith("/"):
+        raise RemoteMachineError(f"{ssh.name}: cannot find the login user's home folder ({err.strip()[-200:] or 'empty $HOME'})", "home")
+    return home
+
+
 def _machine_key(machine: SshMachine) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{machine.host}_{machine.port}")
 
@@ -214,10 +223,7 @@ class RemoteTrainingService(TrainingService):
     async def _prepare(self, m: _Machine) -> None:
         await m.ssh.connect_with_retry(attempts=self.connect_attempts)
         m.info = await preflight(m.ssh)
-        rc, out, err = await m.ssh.run('printf %s "$HOME"')
-        home = out.strip()
-        if rc != 0 or not home.startswith("/"):
-            raise RemoteMachineError(f"{m.name}: cannot find the login user's home folder ({err.strip()[-200:] or 'empty $HOME'})", "home")
+        home = await login_home(m.ssh)
         m.exp_dir = remote_experiment_dir(home, self.context.experiment_id)
         m.env_dir = f"{m.exp_dir}/envs/{_machine_key(m.ssh)}"
         m.code_dir = f"{m.env_dir}/code"
@@ -427,13 +433,8 @@ class RemoteTrainingService(TrainingService):
                 _logger.info("Trial %s: %s not copied from the shared storage: %s", trial_id, name, err)
 
     def _requeue(self, detail: TrialJobDetail, why: str) -> None:
-        t = now_ms()
-        detail.status = TrialJobStatus.SYS_CANCELED
-        detail.message = why  # the manager adds that the parameters run again
-        detail.end_time = t
-        if detail.start_time is None:
-            detail.start_time = t
-        self._emit(StateEvent(detail.id, TrialJobStatus.SYS_CANCELED, t, detail.message, None, requeue=True))
+        # the manager adds that the parameters run again
+        self._set_status(detail, TrialJobStatus.SYS_CANCELED, why, requeue=True)
 
     def _machine_lost(self, m: _Machine, reason: str) -> None:
         """The connection to ``m`` dropped: its trials are re-queued, it is reconnected later."""
@@ -516,8 +517,7 @@ class RemoteTrainingService(TrainingService):
             ssh = SshMachine(machine)
             try:
                 await ssh.connect_with_retry(attempts=2)
-                rc, out, _ = await ssh.run('printf %s "$HOME"')
-                await remove(ssh, remote_experiment_dir(out.strip(), experiment_id))
+                await remove(ssh, remote_experiment_dir(await login_home(ssh), experiment_id))
             except (SshError, RemoteMachineError, OSError, ValueError) as err:
                 problems.append(str(err))
             finally:
