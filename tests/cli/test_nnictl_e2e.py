@@ -103,7 +103,7 @@ def test_lifecycle(nnictl, write_config, free_port, tmp_path):
     # resume, then view
     out = nnictl("resume", eid, "--port", str(free_port)).stdout
     assert "Successfully resumed experiment!" in out
-    assert json.loads(nnictl("experiment", "status").stdout)["status"] in ("RUNNING", "DONE", "NO_MORE_TRIAL")
+    assert json.loads(nnictl("experiment", "status").stdout)["status"] in ("INITIALIZED", "RUNNING", "DONE", "NO_MORE_TRIAL")
     nnictl("stop", "--port", str(free_port))
     nnictl("view", eid, "--port", str(free_port))
     assert "VIEWED" in nnictl("experiment", "list").stdout

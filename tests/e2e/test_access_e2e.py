@@ -32,7 +32,7 @@ def test_start_prints_a_token_url_and_token_false(make_experiment, free_port, ca
         token = (exp._exp_dir / "access_token").read_text()
         assert re.search(rf"Web UI URLs: http://127\.0\.0\.1:{free_port}/\?token={token}$", out, re.M)
         assert _get(f"http://127.0.0.1:{free_port}/api/v1/nni/check-status") == 401
-        assert exp.get_status() in ("RUNNING", "DONE", "NO_MORE_TRIAL")
+        assert exp.get_status() in ("INITIALIZED", "RUNNING", "DONE", "NO_MORE_TRIAL")
     finally:
         exp.stop()
     with pytest.raises(ValueError, match="token=False: a token is mandatory when binding 127.0.0.2"):
