@@ -11,5 +11,8 @@ while read -r p; do
   [ -d "$p/tests" ] && DIRS+=("$p/tests")
 done < tools/packages.txt
 DIRS+=(tests)
+# one BLAS/OpenMP thread per worker: xdist already runs a worker per core, and oversubscribed
+# threads made tiny torch loops up to 45x slower
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 WORKERS=${NNI_TEST_WORKERS:-auto}
 exec "$VENV/bin/python" -m pytest -n "$WORKERS" --dist loadfile "${DIRS[@]}" "$@"

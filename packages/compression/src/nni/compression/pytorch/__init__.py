@@ -1,10 +1,12 @@
-"""PyTorch compression framework: :class:`Compressor`, :class:`Pruner`, module wrappers, and
+"""PyTorch compression framework: :class:`Compressor`, :class:`Pruner`, :class:`Quantizer`, module wrappers, and
 (lazily) :class:`ModelSpeedup` / :func:`apply_compression_results`."""
 from __future__ import annotations
 
 from .compressor import Compressor, LayerInfo, Pruner, PrunerModuleWrapper
+from .quantizer import QuantGrad, QuantType, Quantizer, QuantizerModuleWrapper
 
-__all__ = ["Compressor", "LayerInfo", "ModelSpeedup", "Pruner", "PrunerModuleWrapper", "apply_compression_results"]
+__all__ = ["Compressor", "LayerInfo", "ModelSpeedup", "Pruner", "PrunerModuleWrapper", "QuantGrad", "QuantType",
+           "Quantizer", "QuantizerModuleWrapper", "apply_compression_results"]
 
 _SPEEDUP_NAMES = ("ModelSpeedup", "apply_compression_results")
 

@@ -17,7 +17,19 @@ from torch import nn
 
 from .utils.config_validation import ConfigListError, validate_config_list
 
-__all__ = ["Compressor", "LayerInfo", "Pruner", "PrunerModuleWrapper"]
+__all__ = ["Compressor", "LayerInfo", "Pruner", "PrunerModuleWrapper",
+           "QuantGrad", "QuantType", "Quantizer", "QuantizerModuleWrapper"]
+
+_QUANTIZER_NAMES = ("QuantGrad", "QuantType", "Quantizer", "QuantizerModuleWrapper")
+
+
+def __getattr__(name: str):
+    # the quantizer base lives in .quantizer, which imports this module: resolve lazily
+    if name in _QUANTIZER_NAMES:
+        from . import quantizer
+
+        return getattr(quantizer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _logger = logging.getLogger(__name__)
 
@@ -322,7 +334,8 @@ class Pruner(Compressor):
             if onnx_path is not None:
                 if dummy_input is None:
                     dummy_input = torch.randn(*input_shape, device=device or "cpu")
-                kwargs = {} if opset_version is None else {"opset_version": opset_version}
+                # the TorchScript exporter: the dynamo one needs onnxscript, which nni-compress does not declare
+                kwargs = {"dynamo": False} if opset_version is None else {"dynamo": False, "opset_version": opset_version}
                 try:
                     torch.onnx.export(self.bound_model, dummy_input, onnx_path, **kwargs)
                 except ModuleNotFoundError as err:

@@ -166,6 +166,11 @@ def validate_config_list(model, config_list: Any, *, pruner: bool = True,
                     raise ConfigListError(f"{at} needs 'quant_types' and 'quant_bits', or 'exclude': True")
                 qts = out["quant_types"]
                 out["quant_bits"] = _per_type(f"{at}['quant_bits']", out["quant_bits"], qts, _check_bits)
+                if isinstance(out["quant_bits"], dict):
+                    missing = [qt for qt in qts if qt not in out["quant_bits"]]
+                    if missing:
+                        raise ConfigListError(f"{at}['quant_bits'] has no bits for {missing[0]!r}; give every "
+                                              f"quant type in {qts} or one int for all")
                 if "quant_dtype" in out:
                     out["quant_dtype"] = _per_type(f"{at}['quant_dtype']", out["quant_dtype"], qts, _choice(_QUANT_DTYPES))
                 if "quant_scheme" in out:
