@@ -1,8 +1,18 @@
-"""Neural architecture search (Retiarii): model spaces, mutators, strategies, evaluators, one-shot trainers.
+"""Neural architecture search (Retiarii): model spaces, mutators, graph IR, serializer; evaluators in ``nni.retiarii.evaluator``.
 
-Not built yet: importing this module raises :class:`~nni.runtime.distributions.NotBuiltYetError`
-(a ``ModuleNotFoundError``) that names the distribution and the missing feature.
+Model spaces are written with ``import nni.retiarii.nn.pytorch as nn`` (every ``torch.nn`` name plus the
+mutation primitives). This package imports torch; it never imports the NNI manager or web server.
 """
-from nni.runtime.distributions import NotBuiltYetError
+from .fixed import fixed_arch
+from .graph import Edge, Graph, IllegalGraphError, Model, ModelStatus, Mutation, Node, Operation
+from .mutator import InvalidMutation, Mutator, Sampler
+from .serializer import serialize, serialize_cls
+from .utils import ContextStack, label_scope
+from .wrapper import basic_unit, get_init_args, model_wrapper
 
-raise NotBuiltYetError("nni-nas", "neural architecture search (Retiarii: model spaces, mutators, strategies, evaluators, one-shot trainers)", __name__)
+__all__ = [
+    'model_wrapper', 'basic_unit', 'get_init_args', 'fixed_arch', 'label_scope', 'ContextStack',
+    'Model', 'ModelStatus', 'Graph', 'Node', 'Edge', 'Operation', 'Mutation', 'IllegalGraphError',
+    'Mutator', 'Sampler', 'InvalidMutation', 'serialize', 'serialize_cls',
+]
+

@@ -1,0 +1,1 @@
+"""Framework-specific model-space APIs: ``nni.retiarii.nn.pytorch``."""
