@@ -1,0 +1,131 @@
+"""What the two quantization examples share: the digits data, a small CNN with BatchNorm, the
+config_list, float training, accuracy, the int8 engine and the latency comparison.
+
+The 8x8 digit images of scikit-learn (1797, values 0..16) are used as 1x8x8 tensors scaled to
+[0, 1], 75 % for training and 25 % for testing (stratified split).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+from torch.nn import functional as F
+
+INPUT_SHAPE = (1, 1, 8, 8)
+
+#: what both examples quantize, all to 8 bits
+CONFIG_LIST = [
+    # conv / fc layers: 8-bit weights (per channel, symmetric) and inputs (per tensor, affine)
+    {"quant_types": ["weight", "input"], "quant_bits": {"weight": 8, "input": 8},
+     "op_names": ["conv1", "conv2", "fc1"]},
+    # the last layer's output too: the int8 engine then ends in an int8 GEMM as well
+    {"quant_types": ["weight", "input", "output"], "quant_bits": 8, "op_names": ["fc2"]},
+    # the ReLU outputs are the next layers' int8 inputs
+    {"quant_types": ["output"], "quant_bits": {"output": 8}, "op_names": ["relu1", "relu2", "relu3"]},
+]
+
+
+class DigitsCNN(nn.Module):
+    """conv(1->16)-BN-ReLU -> conv(16->32)-BN-ReLU -> maxpool -> fc(512->64)-ReLU -> fc(64->10).
+
+    The ReLUs are modules (not ``F.relu``) so a quantizer can select them and quantize their outputs.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(32)
+        self.relu2 = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(32 * 4 * 4, 64)
+        self.relu3 = nn.ReLU()
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.relu1(self.bn1(self.conv1(x)))
+        x = self.pool(self.relu2(self.bn2(self.conv2(x))))
+        return self.fc2(self.relu3(self.fc1(torch.flatten(x, 1))))
+
+
+def load_data(seed: int = 0):
+    """``((x_train, y_train), (x_test, y_test))``, images as float tensors of shape (n, 1, 8, 8)."""
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(digits.target, dtype=torch.long)
+    train_idx, test_idx = train_test_split(list(range(len(y))), test_size=0.25, random_state=seed,
+                                           stratify=digits.target)
+    return (x[train_idx], y[train_idx]), (x[test_idx], y[test_idx])
+
+
+def train(model: nn.Module, optimizer: torch.optim.Optimizer, data, epochs: int, seed: int,
+          batch_size: int = 64) -> None:
+    """Plain cross-entropy training; a quantizer's wrappers simulate quantization in the forward."""
+    x, y = data
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(y), batch_size):
+            idx = order[start:start + batch_size]
+            optimizer.zero_grad()
+            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            optimizer.step()
+    model.eval()
+
+
+@torch.no_grad()
+def accuracy(predict: Callable[[torch.Tensor], torch.Tensor], data) -> float:
+    """Test accuracy in percent of ``predict`` (a model in eval mode, or any batch -> logits callable)."""
+    x, y = data
+    return 100.0 * float((predict(x).argmax(1) == y).float().mean())
+
+
+def build_int8_engine(model: nn.Module, calibration_config: dict, output_dir: Path, batch: int, threads: int):
+    """Builds the ONNX Runtime int8 engine from the exported model and its calibration config and
+    writes the int8 (QDQ) ONNX model to ``output_dir/model_int8.onnx``."""
+    from nni.compression.pytorch.quantization_speedup import ModelSpeedupONNXRuntime
+
+    engine = ModelSpeedupONNXRuntime(model, (batch, *INPUT_SHAPE[1:]), config=calibration_config,
+                                     onnx_path=str(output_dir / "model_for_int8.onnx"), batchsize=batch,
+                                     num_threads=threads)
+    engine.compress()
+    engine.export_quantized_model(str(output_dir / "model_int8.onnx"))
+    return engine
+
+
+def int8_predict(engine) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``inference`` returns ``(output, seconds)``; accuracy wants the output only."""
+    return lambda x: engine.inference(x)[0]
+
+
+@torch.no_grad()
+def latencies(model: nn.Module, engine, data, batch: int, repeats: int) -> tuple[float, float]:
+    """Median seconds per batch of ``batch`` test images: fp32 torch model, int8 engine.
+
+    Both are timed with ``time.perf_counter`` around the call (the engine's own figure, the second
+    item of ``inference``, leaves out the tensor conversion); the runs alternate so that other load
+    on the machine hits both alike.
+    """
+    x = data[0][:batch]
+    if len(x) < batch:
+        x = x.repeat((batch + len(x) - 1) // len(x), 1, 1, 1)[:batch]
+    model.eval()
+    runs = [lambda: model(x), lambda: engine.inference(x)]
+    for run in runs:
+        run()  # warm-up
+    times: list[list[float]] = [[], []]
+    for _ in range(repeats):
+        for run, record in zip(runs, times):
+            start = time.perf_counter()
+            run()
+            record.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
