@@ -1,8 +1,10 @@
-"""NAS benchmark databases (NAS-Bench-101, NAS-Bench-201, NDS, NLP), part of nni-benchmarks.
+"""NAS benchmark databases: NAS-Bench-101 (:mod:`.nasbench101`), NAS-Bench-201 (:mod:`.nasbench201`)
+and NDS (:mod:`.nds`), stored as SQLite files and queried through peewee.
 
-Not built yet: importing this module raises :class:`~nni.runtime.distributions.NotBuiltYetError`
-(a ``ModuleNotFoundError``) that names the distribution and the missing feature.
+The files live in ``$NASBENCHMARK_DIR`` (default ``~/.cache/nni/nasbenchmark``); each benchmark's
+``db_gen`` module makes its file from the official raw release, e.g.
+``python -m nni.nas.benchmarks.nasbench201.db_gen NAS-Bench-201-v1_1-096897.pth``.
 """
-from nni.runtime.distributions import NotBuiltYetError
+from .utils import DEFAULT_DATABASE_DIR, BenchmarkDatabaseNotFoundError, database_dir
 
-raise NotBuiltYetError("nni-benchmarks", "the NAS benchmark databases (NAS-Bench-101/201, NDS, NLP)", __name__)
+__all__ = ["DEFAULT_DATABASE_DIR", "BenchmarkDatabaseNotFoundError", "database_dir"]
