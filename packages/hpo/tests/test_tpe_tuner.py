@@ -172,3 +172,55 @@ def test_short_budget_exploits_earlier_than_hyperopt_clip():
     default = median_best()
     assert default < 0.9
     assert default < median_best(magic_clip_count="estimator")
+
+
+_DISCRETE_SPACE = {
+    "a": {"_type": "choice", "_value": [0, 1, 2, 3]},
+    "b": {"_type": "randint", "_value": [0, 4]},
+    "c": {"_type": "quniform", "_value": [0, 1, 0.5]},
+}
+
+
+def _discrete_loss(p):
+    return (p["a"] - 1) ** 2 + (p["b"] - 2) ** 2 + p["c"]
+
+
+def _configs(tuner, n, parallel=False):
+    tuner.update_search_space(_DISCRETE_SPACE)
+    seen = []
+    for i in range(n):
+        p = tuner.generate_parameters(i)
+        seen.append((p["a"], p["b"], p["c"]))
+        if not parallel:
+            tuner.receive_trial_result(i, p, _discrete_loss(p))
+    return seen
+
+
+def test_config_dedup_never_repeats_while_untried_configurations_remain():
+    # 4 * 4 * 3 = 48 configurations; the model concentrates on the optimum, which without
+    # deduplication it would draw again and again
+    for seed in range(3):
+        seen = _configs(TpeTuner(optimize_mode="minimize", seed=seed), 30)
+        assert len(set(seen)) == 30
+        assert (1, 2, 0.0) in seen  # and it still finds the optimum
+    repeats = [30 - len(set(_configs(TpeTuner(optimize_mode="minimize", seed=s, tpe_args={"config_dedup": False}), 30)))
+               for s in range(3)]
+    assert max(repeats) > 0  # the option really switches it off
+
+
+def test_config_dedup_counts_pending_trials_and_stops_when_exhausted():
+    tuner = TpeTuner(optimize_mode="minimize", seed=0, tpe_args={"n_startup_jobs": 2})
+    tuner.update_search_space({"a": {"_type": "choice", "_value": [0, 1, 2]}})
+    first = [tuner.generate_parameters(i) for i in range(2)]
+    for i, p in enumerate(first):
+        tuner.receive_trial_result(i, p, float(p["a"]))
+    pending = tuner.generate_parameters(2)  # not yet reported: still not suggested twice
+    nxt = tuner.generate_parameters(3)
+    assert len({p["a"] for p in first} | {pending["a"], nxt["a"]}) == 3
+    assert tuner.generate_parameters(4)["a"] in (0, 1, 2)  # space exhausted: a repeat, no error
+
+
+def test_config_dedup_validated():
+    check_class_args(TpeClassArgsValidator, {"tpe_args": {"config_dedup": False}})
+    with pytest.raises(ValueError, match="config_dedup"):
+        check_class_args(TpeClassArgsValidator, {"tpe_args": {"config_dedup": "no"}})

@@ -20,7 +20,14 @@ Model (Bergstra et al. 2011, with the refinements that made Optuna's and hyperop
   parameters (the product of their per-dimension kernels), which captures interactions between
   them; nested parameters get independent kernels fitted only on the trials in which their
   branch was chosen (measured better than joint kernels on conditional spaces);
-* draw ``n_candidates`` points from ``l`` and return the one with the largest ``log l - log g``.
+* draw ``n_candidates`` points from ``l`` and return the one with the largest ``log l - log g``;
+* in a space where configurations can repeat (every dimension categorical or quantised), skip
+  candidates already tried or pending (``config_dedup``): ``l`` concentrates on the best few
+  configurations, and without this about a fifth of the first 50 trials of the benchmark's
+  random-forest task (5 discrete parameters) re-ran a configuration already measured, which
+  teaches a deterministic objective nothing. Only when every candidate repeats is the draw
+  widened (more candidates from ``l``, then from the prior), and a repeat is returned only when
+  none of those is new (a nearly exhausted space).
 
 Defaults (``TpeSettings``) were chosen on the HPO benchmark of ``packages/benchmarks``
 (Branin, Hartmann-6, Rosenbrock-5, a conditional mixed space, noisy Hartmann-3) against
@@ -29,6 +36,13 @@ shifted Halton sequence, gamma 0.15 (at most 25 good points), 48 candidates, pri
 the geometric-mean magic clip. The clip count was the main cause of a slow start: counting only
 the 2-4 good points (hyperopt's rule) kept the kernels of ``l(x)`` a third to a fifth of the
 range wide at 10-25 trials.
+
+Measured again for issue 12 (20 seeds; 60 on the synthetic tasks): at 25 and 50 trials the
+differences to Optuna on the continuous and conditional tasks are inside the seed spread or in
+this TPE's favour. The one systematic gap is the random-forest task, whose ordinal
+``min_samples_leaf`` is a ``randint``, which TPE models as unordered categories as the docs
+specify (Optuna orders it); declared ``quniform`` with q=1 the gap at 25 trials shrinks from
+0.0083 to about 0.002 in log loss.
 """
 from __future__ import annotations
 
@@ -120,6 +134,7 @@ class TpeSettings:
     bandwidth: str = "neighbor"  # or "scott"
     bandwidth_factor: float = 1.0
     startup: str = "halton"  # or "maximin", "random"
+    config_dedup: bool = True
 
     def n_good(self, n: int) -> int:
         return max(1, min(int(math.ceil(self.gamma_ratio * n)), self.gamma_max))
@@ -411,16 +426,44 @@ def halton_sample(dims: list[Dim], index: int, shift: np.ndarray) -> np.ndarray:
     return deactivate(dims, out[None, :])[0]
 
 
+def _row_keys(x: np.ndarray) -> list[bytes]:
+    """Hashable keys of flat rows (NaN-aware, rounded so that re-parsed values still match)."""
+    z = np.where(np.isnan(x), np.inf, np.round(x, 9)) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return [r.tobytes() for r in z]
+
+
+def has_repeatable_values(dims: list[Dim]) -> bool:
+    """Whether a configuration can be drawn twice: every dimension categorical or quantised."""
+    return bool(dims) and all(d.categorical or d.rounder is not None for d in dims)
+
+
 def suggest(dims: list[Dim], x: np.ndarray, losses: np.ndarray, settings: TpeSettings,
-            rng: np.random.Generator) -> np.ndarray:
-    """One TPE suggestion from observations ``x`` (N, D) with ``losses`` (N,) (lower is better)."""
+            rng: np.random.Generator, avoid: np.ndarray | None = None) -> np.ndarray:
+    """One TPE suggestion from observations ``x`` (N, D) with ``losses`` (N,) (lower is better).
+
+    ``avoid`` (M, D): configurations already tried or pending. With ``settings.config_dedup``
+    and a space where configurations can repeat (only categorical and quantised dimensions), the
+    best candidate that is not among them is returned; the candidate set is refilled from
+    ``l(x)`` and then from the prior when every candidate repeats one, and a repeat is returned
+    only when none of those draws is new.
+    """
     n = len(losses)
     order = np.argsort(losses, kind="stable")
     n_good = settings.n_good(n)
-    good = x[order[:n_good]]
-    bad = x[order[n_good:]]
-    l_est = ParzenEstimator(dims, good, settings, n)
-    g_est = ParzenEstimator(dims, bad, settings, n)
+    l_est = ParzenEstimator(dims, x[order[:n_good]], settings, n)
+    g_est = ParzenEstimator(dims, x[order[n_good:]], settings, n)
     cand = l_est.sample(rng, settings.n_candidates)
     score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
-    return cand[int(np.argmax(score))]
+    if avoid is None or not len(avoid) or not settings.config_dedup or not has_repeatable_values(dims):
+        return cand[int(np.argmax(score))]
+    seen = set(_row_keys(avoid))
+    best_repeat = cand[int(np.argmax(score))]
+    for draw in range(3):
+        fresh = np.array([k not in seen for k in _row_keys(cand)])
+        if fresh.any():
+            return cand[int(np.argmax(np.where(fresh, score, -np.inf)))]
+        # every candidate repeats a tried configuration: widen the draw, l(x) first, then the prior
+        count = 4 * settings.n_candidates
+        cand = l_est.sample(rng, count) if draw == 0 else sample_prior(dims, rng, count)
+        score = l_est.log_pdf(cand) - g_est.log_pdf(cand)
+    return best_repeat

@@ -25,6 +25,10 @@ Decisions on points the NNI v2.5 docs leave open or contradict:
   on the HPO benchmark against Optuna's ``TPESampler`` (10 warm-up trials) at 25, 50 and 100
   trials: 6 low-discrepancy points start the model earlier without losing at 100 trials; the
   earlier maximin design (kept as ``startup: maximin``) favoured the edges of the space.
+* A configuration already tried or still pending is not suggested again while an untried one
+  can be drawn (``tpe_args.config_dedup``, default true; only spaces whose parameters are all
+  choice, randint or quantised can repeat). Like SMAC's ``config_dedup`` it favours coverage
+  over re-measuring; set it false for a noisy objective where repeats are wanted.
 * ``parallel_optimize: false`` (the default) still keeps concurrent suggestions apart a little,
   because every suggestion draws fresh candidates; ``true`` adds the constant liar.
 """
@@ -39,7 +43,7 @@ from nni.tuner import Tuner
 from nni.utils import ClassArgsValidator, extract_scalar_reward
 
 from ._space import FlatSpace
-from ._tpe_engine import TpeSettings, halton_sample, space_filling_sample, suggest
+from ._tpe_engine import TpeSettings, halton_sample, has_repeatable_values, space_filling_sample, suggest
 from ._tuner_support import ALL_TYPES, ObservationLog, check_liar_type, check_search_space, liar_loss, loss_of, parse_optimize_mode
 
 __all__ = ["TpeTuner", "TpeClassArgsValidator", "TpeArguments"]
@@ -56,6 +60,7 @@ _TPE_ARGS = {
     "categorical_bandwidth": "categorical_bandwidth",
     "bandwidth_factor": "bandwidth_factor",
     "startup": "startup",
+    "config_dedup": "config_dedup",
 }
 
 
@@ -71,7 +76,10 @@ class TpeArguments(TpeSettings):
     categorical kernel spreads uniformly over all options; ``bandwidth_factor`` (1.0) scales the
     numerical kernel widths; ``startup`` (``'halton'``) the warm-up design: a randomly shifted
     Halton sequence, ``'maximin'`` (the best of 32 random draws by distance to the points
-    tried) or ``'random'``.
+    tried) or ``'random'``; ``config_dedup`` (true) in a space whose configurations can repeat
+    (every parameter a choice, randint or quantised type) never suggests a configuration already
+    tried or pending while an untried one can be drawn (set it false to allow re-evaluations of a
+    noisy objective).
     """
 
 
@@ -87,7 +95,7 @@ class TpeClassArgsValidator(ClassArgsValidator):
         for key, value in (kwargs.get("tpe_args") or {}).items():
             if key not in _TPE_ARGS:
                 raise ValueError(f"classArgs.tpe_args.{key} is not a known argument; allowed: {', '.join(_TPE_ARGS)}")
-            if key == "multivariate":
+            if key in ("multivariate", "config_dedup"):
                 ok = isinstance(value, bool)
             elif key == "startup":
                 ok = value in ("halton", "maximin", "random")
@@ -178,8 +186,12 @@ class TpeTuner(ObservationLog, Tuner):
             return space_filling_sample(dims, np.array(seen).reshape(len(seen), len(dims)), self.rng)
         rows = list(self._rows)
         losses = list(self._losses)
-        if self.parallel_optimize and self._pending:
+        pending = list(self._pending.values())
+        if self.parallel_optimize and pending:
             lie = liar_loss(self._metrics, self.constant_liar_type, self.optimize_mode)
-            rows += list(self._pending.values())
-            losses += [lie] * len(self._pending)
-        return suggest(dims, np.array(rows), np.array(losses), self.settings, self.rng)
+            rows += pending
+            losses += [lie] * len(pending)
+        avoid = None
+        if self.settings.config_dedup and has_repeatable_values(dims):
+            avoid = np.array(list(self._rows) + pending).reshape(-1, len(dims))
+        return suggest(dims, np.array(rows), np.array(losses), self.settings, self.rng, avoid=avoid)
