@@ -1,0 +1,1 @@
+"""Multi-trial NAS experiments: :mod:`nni.retiarii.experiment.pytorch` (``RetiariiExperiment``, ``RetiariiExeConfig``)."""
