@@ -36,10 +36,9 @@ __all__ = ['RetiariiExeConfig', 'RetiariiExperiment']
 
 _logger = logging.getLogger('nni.retiarii.experiment')
 
-ENGINES = ('py', 'base')
+ENGINES = ('py', 'base', 'benchmark')
 _HALTED = ('DONE', 'STOPPED', 'ERROR')
-_NOT_SUPPORTED = {'cgo': 'the CGO engine is not built in this release',
-                  'benchmark': 'the benchmark engine is not built in this release'}
+_NOT_SUPPORTED = {'cgo': 'the CGO engine is not built in this release'}
 
 
 class RetiariiExeConfig(ExperimentConfig):
@@ -53,8 +52,10 @@ class RetiariiExeConfig(ExperimentConfig):
     Args:
         training_service_platform: ``'local'``, ``'remote'``, ...
         **kwargs: fields (``experiment_name``, ``trial_concurrency``, ``max_trial_number``,
-            ``max_experiment_duration``, ``trial_gpu_number``, ``execution_engine`` (``'py'``, default, or
-            ``'base'``), ``dummy_input`` (input shape, for hardware-aware filters) ...).
+            ``max_experiment_duration``, ``trial_gpu_number``, ``execution_engine`` (``'py'``, default, ``'base'``
+            or ``'benchmark'``), ``dummy_input`` (input shape, for hardware-aware filters), ``benchmark``
+            (``'nasbench201'`` / ``'nasbench101'``), ``benchmark_dataset``, ``benchmark_metric``, ``benchmark_epochs``
+            (see :mod:`nni.retiarii.execution.benchmark`) ...).
     """
 
     _fields = {
@@ -62,6 +63,11 @@ class RetiariiExeConfig(ExperimentConfig):
         'trial_command': Field('str', default='_reserved'),
         'execution_engine': Field('str', default='py'),
         'dummy_input': Field('json'),
+        # execution_engine='benchmark': nni.retiarii.execution.benchmark checks them
+        'benchmark': Field('str'),
+        'benchmark_dataset': Field('str'),
+        'benchmark_metric': Field('str'),
+        'benchmark_epochs': Field('int'),
     }
 
     def validate_retiarii(self) -> None:
@@ -71,6 +77,9 @@ class RetiariiExeConfig(ExperimentConfig):
             raise ConfigError('executionEngine', f'{engine!r}: {_NOT_SUPPORTED[engine]}; allowed: {", ".join(map(repr, ENGINES))}')
         if engine not in ENGINES:
             raise ConfigError('executionEngine', f'unknown engine {engine!r}; allowed: {", ".join(map(repr, ENGINES))}')
+        if engine == 'benchmark':
+            from ..execution.benchmark import check_config
+            check_config(self)
         if self.trial_command not in (None, '_reserved'):
             raise ConfigError('trialCommand', 'is set by RetiariiExperiment (python3 -m nni.retiarii.trial_entry <engine>); leave it unset')
         for name in ('tuner', 'assessor', 'advisor'):
@@ -160,6 +169,9 @@ class RetiariiExperiment(Experiment):
             raise TypeError(f'config: expected a RetiariiExeConfig, got {type(config).__name__}')
         config.validate_retiarii()
         self.exe_config = config
+        if config.execution_engine == 'benchmark':  # answered from the database in this process: no manager, no trials
+            from ..execution.benchmark import run_experiment
+            return run_experiment(self, config)
         engine_cls = GraphExecutionEngine if config.execution_engine == 'base' else PurePythonExecutionEngine
         engine = engine_cls(config.trial_concurrency, config.max_trial_number)
         strategy_error: List[BaseException] = []
@@ -251,8 +263,8 @@ class RetiariiExperiment(Experiment):
 
     def get_status(self) -> str:
         """``RUNNING``, ``DONE``, ``STOPPED``, ``ERROR`` ... (the manager's; ``INITIALIZED`` before ``run()``)."""
-        if self.id is None:
-            return 'INITIALIZED'
         if self.port is None and self._final_status is not None:
             return self._final_status  # the store says STOPPED: run() stops the manager after DONE
+        if self.id is None:
+            return 'INITIALIZED'
         return super().get_status()
