@@ -15,29 +15,12 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
-from torch.nn import functional as F
 
 from nni.algorithms.compression.pytorch.auto_compress import AbstractAutoCompressionModule
+from nni.retiarii.models import digits_cnn  # conv(1->16) -> conv(16->32) -> maxpool -> fc(512->64) -> fc(64->10)
 
 torch.set_num_threads(1)
 CHECKPOINT = Path(tempfile.gettempdir()) / "nni_auto_compress_digits_cnn.pth"
-
-
-class DigitsCNN(nn.Module):
-    """conv(1->16) -> conv(16->32) -> maxpool -> fc(512->64) -> fc(64->10)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
-        self.fc1 = nn.Linear(32 * 4 * 4, 64)
-        self.fc2 = nn.Linear(64, 10)
-
-    def forward(self, x):
-        x = F.relu(self.conv1(x))
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = F.relu(self.fc1(torch.flatten(x, 1)))
-        return self.fc2(x)
 
 
 def _data():
@@ -72,7 +55,7 @@ def accuracy(model: nn.Module) -> float:
 
 def pretrained_model() -> nn.Module:
     torch.manual_seed(0)
-    model = DigitsCNN()
+    model = digits_cnn()
     if CHECKPOINT.is_file():
         model.load_state_dict(torch.load(CHECKPOINT))
         return model

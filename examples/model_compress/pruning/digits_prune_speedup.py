@@ -19,29 +19,12 @@ import tempfile
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-from torch import nn
 from torch.nn import functional as F
 
 from nni.algorithms.compression.pytorch.pruning import L1FilterPruner
 from nni.compression.pytorch import ModelSpeedup
 from nni.compression.pytorch.utils.counter import count_flops_params
-
-
-class DigitsCNN(nn.Module):
-    """conv(1->16) -> conv(16->32) -> maxpool -> fc(512->64) -> fc(64->10)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
-        self.fc1 = nn.Linear(32 * 4 * 4, 64)
-        self.fc2 = nn.Linear(64, 10)
-
-    def forward(self, x):
-        x = F.relu(self.conv1(x))
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = F.relu(self.fc1(torch.flatten(x, 1)))
-        return self.fc2(x)
+from nni.retiarii.models import digits_cnn  # conv(1->16) -> conv(16->32) -> maxpool -> fc(512->64) -> fc(64->10)
 
 
 def load_data(seed: int = 0):
@@ -86,7 +69,7 @@ def main(argv=None) -> dict:
     torch.manual_seed(args.seed)
     train_data, test_data = load_data(args.seed)
     dummy_input = torch.rand(1, 1, 8, 8)
-    model = DigitsCNN()
+    model = digits_cnn()
 
     train(model, train_data, args.epochs, lr=2e-3, seed=args.seed)
     acc_original = evaluate(model, test_data)

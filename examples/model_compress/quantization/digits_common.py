@@ -1,5 +1,5 @@
 """What the two quantization examples share: the digits data, a small CNN with BatchNorm, the
-config_list, float training, accuracy, the int8 engine and the latency comparison.
+config_list, the model (from the project's model zoo), float training, accuracy, the int8 engine and the latency comparison.
 
 The 8x8 digit images of scikit-learn (1797, values 0..16) are used as 1x8x8 tensors scaled to
 [0, 1], 75 % for training and 25 % for testing (stratified split).
@@ -17,6 +17,8 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.nn import functional as F
 
+from nni.retiarii.models import DigitsCNN, digits_cnn
+
 INPUT_SHAPE = (1, 1, 8, 8)
 
 #: what both examples quantize, all to 8 bits
@@ -31,29 +33,13 @@ CONFIG_LIST = [
 ]
 
 
-class DigitsCNN(nn.Module):
+def make_model() -> DigitsCNN:
     """conv(1->16)-BN-ReLU -> conv(16->32)-BN-ReLU -> maxpool -> fc(512->64)-ReLU -> fc(64->10).
 
-    The ReLUs are modules (not ``F.relu``) so a quantizer can select them and quantize their outputs.
+    The project's model zoo's digits CNN with BatchNorm; its ReLUs are modules (``relu1``..``relu3``,
+    not ``F.relu``) so a quantizer can select them and quantize their outputs.
     """
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(32)
-        self.relu2 = nn.ReLU()
-        self.pool = nn.MaxPool2d(2)
-        self.fc1 = nn.Linear(32 * 4 * 4, 64)
-        self.relu3 = nn.ReLU()
-        self.fc2 = nn.Linear(64, 10)
-
-    def forward(self, x):
-        x = self.relu1(self.bn1(self.conv1(x)))
-        x = self.pool(self.relu2(self.bn2(self.conv2(x))))
-        return self.fc2(self.relu3(self.fc1(torch.flatten(x, 1))))
+    return digits_cnn(batch_norm=True)
 
 
 def load_data(seed: int = 0):

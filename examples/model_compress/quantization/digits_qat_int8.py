@@ -21,14 +21,14 @@ from pathlib import Path
 
 import torch
 
-from digits_common import (CONFIG_LIST, INPUT_SHAPE, DigitsCNN, accuracy, build_int8_engine, int8_predict, latencies,
-                           load_data, train)
+from digits_common import (CONFIG_LIST, INPUT_SHAPE, accuracy, build_int8_engine, int8_predict, latencies,
+                           load_data, make_model, train)
 from nni.algorithms.compression.pytorch.quantization import QAT_Quantizer
 
 
 def run(args, output_dir: Path) -> dict:
     train_data, test_data = load_data(args.seed)
-    model = DigitsCNN()
+    model = make_model()
     train(model, torch.optim.Adam(model.parameters(), lr=1e-3), train_data, args.epochs, args.seed)
     float_acc = accuracy(model, test_data)
     print(f"float model:        accuracy {float_acc:.2f} %")

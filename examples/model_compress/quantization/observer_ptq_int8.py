@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from digits_common import (CONFIG_LIST, INPUT_SHAPE, DigitsCNN, accuracy, build_int8_engine, int8_predict, latencies,
-                           load_data, train)
+                           load_data, make_model, train)
 from nni.algorithms.compression.pytorch.quantization import ObserverQuantizer
 
 
@@ -39,7 +39,7 @@ def fold_batchnorms(model: DigitsCNN) -> None:
 
 def run(args, output_dir: Path) -> dict:
     train_data, test_data = load_data(args.seed)
-    model = DigitsCNN()
+    model = make_model()
     train(model, torch.optim.Adam(model.parameters(), lr=1e-3), train_data, args.epochs, args.seed)
     float_acc = accuracy(model, test_data)
     print(f"float model:        accuracy {float_acc:.2f} %")

@@ -11,22 +11,12 @@ from nni.algorithms.compression.pytorch.pruning import AMCPruner
 from nni.algorithms.compression.pytorch.pruning.amc_ddpg import DDPGAgent, truncated_normal
 from nni.compression.pytorch import ModelSpeedup
 from nni.compression.pytorch.utils.counter import count_flops_params
+from nni.retiarii.models import DigitsCNN, digits_cnn
 
 
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(32)
-        self.fc1 = nn.Linear(32 * 4 * 4, 32)
-        self.fc2 = nn.Linear(32, 10)
-
-    def forward(self, x):
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = nn.functional.max_pool2d(torch.relu(self.bn2(self.conv2(x))), 2)
-        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+def net() -> DigitsCNN:
+    """conv1(1->16)-bn1 -> conv2(16->32)-bn2 -> maxpool -> fc1(512->32) -> fc2(32->10) (zoo digits CNN)."""
+    return digits_cnn(10, widths=(16, 32), hidden=32, batch_norm=True)
 
 
 def _data():
@@ -66,7 +56,7 @@ def evaluator(loader, model):
 @pytest.fixture(scope="module")
 def trained_state():
     torch.manual_seed(0)
-    model = Net()
+    model = net()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
     for _ in range(3):
@@ -78,7 +68,7 @@ def trained_state():
 
 
 def trained(state):
-    model = Net()
+    model = net()
     model.load_state_dict(state)
     return model
 
@@ -94,7 +84,7 @@ def test_amc_meets_flops_budget_learns_and_exports(trained_state, tmp_path):
                        output_dir=str(tmp_path), suffix="run1", **SMALL)
     # fc2 is the output layer: its channels are the classes, so it is never acted on
     assert [layer.name for layer in pruner.layers] == ["conv1", "conv2", "fc1"]
-    original = count_flops_params(Net(), (1, 1, 8, 8), verbose=False)[0]
+    original = count_flops_params(net(), (1, 1, 8, 8), verbose=False)[0]
     assert pruner.original_flops == original
     pruner.compress()
 
@@ -123,7 +113,7 @@ def test_amc_meets_flops_budget_learns_and_exports(trained_state, tmp_path):
 
     # export, reload, speed up: real FLOPs equal the pruner's count, within the budget, same outputs
     pruner.export_model(str(tmp_path / "model.pth"), str(tmp_path / "mask.pth"))
-    fresh = Net()
+    fresh = net()
     fresh.load_state_dict(torch.load(tmp_path / "model.pth"))
     fresh.eval()
     expected = fresh(X[:16])
@@ -292,6 +282,6 @@ def test_truncated_normal_stays_in_bounds():
 ])
 def test_errors_are_one_line(config_list, kwargs, message, tmp_path):
     with pytest.raises(ValueError) as info:
-        AMCPruner(Net(), config_list, evaluator, VAL, output_dir=str(tmp_path), **kwargs)
+        AMCPruner(net(), config_list, evaluator, VAL, output_dir=str(tmp_path), **kwargs)
     assert message in str(info.value)
     assert "\n" not in str(info.value)

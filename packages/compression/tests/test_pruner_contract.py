@@ -24,22 +24,12 @@ from torch import nn
 
 from nni.algorithms.compression.pytorch import pruning as v1
 from nni.algorithms.compression.v2.pytorch import pruning as v2
+from nni.retiarii.models import DigitsCNN, digits_cnn
 
 
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 8, 3)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.conv2 = nn.Conv2d(8, 16, 3)
-        self.bn2 = nn.BatchNorm2d(16)
-        self.fc1 = nn.Linear(16 * 4 * 4, 16)
-        self.fc2 = nn.Linear(16, 10)
-
-    def forward(self, x):
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.relu(self.bn2(self.conv2(x)))
-        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+def net() -> DigitsCNN:
+    """conv1(1->8)-bn1 -> conv2(8->16)-bn2 -> fc1(256->16) -> fc2(16->10), 8x8 inputs (the model zoo's digits CNN)."""
+    return digits_cnn(10, widths=(8, 16), hidden=16, batch_norm=True, padding=0, pool=False)
 
 
 HIDDEN, HEADS, HEAD_DIM = 8, 4, 2
@@ -108,7 +98,7 @@ class Case:
     sparsity: float
     api: str = "v1"  # 'v1' | 'v2' | 'v2-scheduler'
     run: Callable | None = None  # (pruner, model) -> (model, masks); default per api
-    model: Callable = Net
+    model: Callable = net
     invalid: list = field(default_factory=lambda: [{"sparsity": 1.5, "op_types": ["Conv2d"]}])
     invalid_key: str = "sparsity"
     slow: bool = False
@@ -330,11 +320,11 @@ def test_pruner_contract(case, tmp_path):
         assert kept["fc2"] == 10  # the output layer is never pruned
 
     # the pruned model still runs
-    inputs = X[:4] if case.model is Net else torch.randn(4, 5, HIDDEN)
+    inputs = X[:4] if case.model is net else torch.randn(4, 5, HIDDEN)
     model.eval()
     with torch.no_grad():
         out = model(inputs)
-    assert out.shape == (4, 10 if case.model is Net else 3) and torch.isfinite(out).all()
+    assert out.shape == (4, 10 if case.model is net else 3) and torch.isfinite(out).all()
 
     if case.api == "v1" or (case.api == "v2" and hasattr(pruner, "export_model")):
         pruner.export_model(str(tmp_path / "model.pth"), str(tmp_path / "mask.pth"))

@@ -16,23 +16,12 @@ import onnxruntime as ort  # noqa: E402
 from nni.compression.pytorch import quantization_speedup as qs  # noqa: E402
 from nni.compression.pytorch.quantization_speedup import (  # noqa: E402
     BackendUnavailableError, ModelSpeedupONNXRuntime, observe_ranges)
+from nni.retiarii.models import DigitsCNN, digits_cnn  # noqa: E402
 
 
-class TinyCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
-        self.relu2 = nn.ReLU()
-        self.pool = nn.MaxPool2d(2)
-        self.fc1 = nn.Linear(16 * 4 * 4, 32)
-        self.relu3 = nn.ReLU()
-        self.fc2 = nn.Linear(32, 10)
-
-    def forward(self, x):
-        x = self.pool(self.relu2(self.conv2(self.relu1(self.conv1(x)))))
-        return self.fc2(self.relu3(self.fc1(torch.flatten(x, 1))))
+def tiny_cnn() -> DigitsCNN:
+    """conv1(1->8)-relu1 -> conv2(8->16)-relu2 -> pool -> fc1(256->32)-relu3 -> fc2(32->10) (zoo digits CNN)."""
+    return digits_cnn(10, widths=(8, 16), hidden=32)
 
 
 WEIGHTED = ("conv1", "conv2", "fc1", "fc2")
@@ -42,7 +31,7 @@ RELUS = ("relu1", "relu2", "relu3")
 @pytest.fixture(scope="module")
 def setup():
     torch.manual_seed(0)
-    model = TinyCNN().eval()
+    model = tiny_cnn().eval()
     batches = [torch.randn(32, 1, 8, 8) for _ in range(4)]
     return model, batches
 
@@ -326,7 +315,7 @@ def test_qat_quantizer_export_runs_on_the_backend(tmp_path):
     quantizer's simulation within one output quantization step."""
     quantization = pytest.importorskip("nni.algorithms.compression.pytorch.quantization")
     torch.manual_seed(0)
-    model = TinyCNN()
+    model = tiny_cnn()
     config_list = [
         {"quant_types": ["weight", "input"], "quant_bits": 8, "op_names": ["conv1", "conv2", "fc1"]},
         {"quant_types": ["weight", "input", "output"], "quant_bits": 8, "op_names": ["fc2"]},

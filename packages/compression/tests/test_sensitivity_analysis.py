@@ -6,23 +6,18 @@ import torch
 from torch import nn
 
 from nni.compression.pytorch.utils.sensitivity_analysis import SensitivityAnalysis
+from nni.retiarii.models import DigitsCNN, digits_cnn
 
 
-class TinyCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 10, 3)
-        self.conv2 = nn.Conv2d(10, 8, 3)
-        self.fc = nn.Linear(8 * 4 * 4, 4)
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv2(torch.relu(self.conv1(x)))).flatten(1))
+def tiny_cnn() -> DigitsCNN:
+    """conv1(1->10) -> conv2(10->8) -> fc(128->4), 8x8 inputs (the model zoo's digits CNN)."""
+    return digits_cnn(4, widths=(10, 8), hidden=None, padding=0, pool=False)
 
 
 @pytest.fixture
 def model():
     torch.manual_seed(0)
-    return TinyCNN()
+    return tiny_cnn()
 
 
 def conv_weights(model):
@@ -49,7 +44,7 @@ def test_l1_metrics_match_an_independent_computation(model):
             assert metric == pytest.approx(expected, rel=1e-5)
     # every layer gets its weights back and the model is not left wrapped
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert [n for n, _ in model.named_children()] == ["conv1", "conv2", "fc"]
+    assert [n for n, _ in model.named_children()] == ["conv1", "relu1", "conv2", "relu2", "fc"]
 
 
 def test_default_sparsities_and_specified_layers(model):

@@ -1,21 +1,15 @@
 """SensitivityPruner prunes round by round, the insensitive layers more, to the configured sparsity."""
 import pytest
 import torch
-from torch import nn
 
 from nni.algorithms.compression.pytorch.pruning import SensitivityPruner
 from nni.compression.pytorch.utils.sensitivity_analysis import SensitivityAnalysis
+from nni.retiarii.models import DigitsCNN, digits_cnn
 
 
-class TinyCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 8, 3)     # 8 filters of 9 weights
-        self.conv2 = nn.Conv2d(8, 16, 3)    # 16 filters of 72 weights
-        self.fc = nn.Linear(16 * 4 * 4, 4)
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv2(torch.relu(self.conv1(x)))).flatten(1))
+def tiny_cnn() -> DigitsCNN:
+    """conv1(1->8): 8 filters of 9 weights -> conv2(8->16): 16 filters of 72 weights -> fc(256->4) (zoo digits CNN)."""
+    return digits_cnn(4, widths=(8, 16), hidden=None, padding=0, pool=False)
 
 
 TOTAL = 8 * 9 + 16 * 72
@@ -24,7 +18,7 @@ TOTAL = 8 * 9 + 16 * 72
 @pytest.fixture
 def model():
     torch.manual_seed(0)
-    return TinyCNN()
+    return tiny_cnn()
 
 
 def zero_share(model, layer):

@@ -7,21 +7,12 @@ from nni.algorithms.compression.pytorch.pruning import (
     ActivationAPoZRankFilterPruner, ActivationMeanRankFilterPruner, AGPPruner, FPGMPruner, L1FilterPruner,
     L2FilterPruner, LevelPruner, SlimPruner, TaylorFOWeightFilterPruner,
 )
+from nni.retiarii.models import DigitsCNN, digits_cnn
 
 
-class TinyCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 10, 3)
-        self.bn1 = nn.BatchNorm2d(10)
-        self.conv2 = nn.Conv2d(10, 7, 3)
-        self.bn2 = nn.BatchNorm2d(7)
-        self.fc = nn.Linear(7 * 4 * 4, 5)
-
-    def forward(self, x):
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.relu(self.bn2(self.conv2(x)))
-        return self.fc(x.flatten(1))
+def tiny_cnn() -> DigitsCNN:
+    """conv1(1->10)-bn1 -> conv2(10->7)-bn2 -> fc(112->5), 8x8 inputs (the model zoo's digits CNN)."""
+    return digits_cnn(5, widths=(10, 7), hidden=None, batch_norm=True, padding=0, pool=False)
 
 
 X = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
@@ -31,7 +22,7 @@ Y = torch.randint(0, 5, (16,), generator=torch.Generator().manual_seed(2))
 @pytest.fixture
 def model():
     torch.manual_seed(0)
-    return TinyCNN()
+    return tiny_cnn()
 
 
 def trainer(model, optimizer, criterion, epoch):
@@ -107,7 +98,7 @@ def test_slim_pruner_prunes_bn_channels_with_smallest_gamma(model):
         gamma = wrapper.module.weight.detach()
         assert torch.all(gamma[mask == 0] == 0) and torch.all(wrapper.module.bias[mask == 0] == 0)
     with pytest.raises(ValueError, match="SlimPruner prunes only"):
-        SlimPruner(TinyCNN(), [{"sparsity": 0.4, "op_types": ["Conv2d"]}], optimizer, trainer, nn.CrossEntropyLoss())
+        SlimPruner(tiny_cnn(), [{"sparsity": 0.4, "op_types": ["Conv2d"]}], optimizer, trainer, nn.CrossEntropyLoss())
 
 
 def test_slim_penalty_shrinks_gammas(model):
@@ -126,7 +117,7 @@ def test_slim_penalty_shrinks_gammas(model):
 
 def test_taylor_fo_ranks_by_gradient_times_weight(model):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: weights stay, gradients are recorded
-    reference = TinyCNN()
+    reference = tiny_cnn()
     reference.load_state_dict(model.state_dict())
     reference.train()
     nn.CrossEntropyLoss()(reference(X[:4]), Y[:4]).backward()
@@ -155,7 +146,7 @@ def test_activation_pruners(model, pruner_cls):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     # expected ranking from the first training batch's conv1 output after relu
     with torch.no_grad():
-        reference = TinyCNN()
+        reference = tiny_cnn()
         reference.load_state_dict(model.state_dict())
         act = torch.relu(reference.conv1(X[:4]))
     apoz = (act == 0).float().mean(dim=(0, 2, 3))
@@ -168,7 +159,7 @@ def test_activation_pruners(model, pruner_cls):
     assert filter_mask_check(wrappers["conv1"], 5) == expected
     filter_mask_check(wrappers["conv2"], 3)
     with pytest.raises(ValueError, match="activation must be one of"):
-        pruner_cls(TinyCNN(), [{"sparsity": 0.5, "op_types": ["Conv2d"]}], optimizer, trainer, nn.CrossEntropyLoss(),
+        pruner_cls(tiny_cnn(), [{"sparsity": 0.5, "op_types": ["Conv2d"]}], optimizer, trainer, nn.CrossEntropyLoss(),
                    activation="gelu")
 
 
@@ -392,4 +383,4 @@ def test_admm_pruner(model):
     expected = 0.5 * (weight.data - pruner.Z["conv1"] + pruner.U["conv1"])
     assert torch.allclose(weight.grad, expected)
     with pytest.raises(ValueError, match="ADMMPruner: base_algo must be one of"):
-        ADMMPruner(TinyCNN(), [{"sparsity": 0.5, "op_types": ["Conv2d"]}], admm_trainer, base_algo="slim")
+        ADMMPruner(tiny_cnn(), [{"sparsity": 0.5, "op_types": ["Conv2d"]}], admm_trainer, base_algo="slim")

@@ -7,28 +7,17 @@ from nni.algorithms.compression.v2.pytorch.pruning import (ActivationAPoZRankPru
                                                            ADMMPruner, FPGMPruner, L1NormPruner, L2NormPruner,
                                                            LevelPruner, PrunerModuleWrapper, SlimPruner,
                                                            TaylorFOWeightPruner)
+from nni.retiarii.models import DigitsCNN, digits_cnn
 
 
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 10, 3)
-        self.bn1 = nn.BatchNorm2d(10)
-        self.conv2 = nn.Conv2d(10, 20, 3)
-        self.bn2 = nn.BatchNorm2d(20)
-        self.fc1 = nn.Linear(20 * 4 * 4, 30)
-        self.fc2 = nn.Linear(30, 10)
-
-    def forward(self, x):
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.relu(self.bn2(self.conv2(x)))
-        x = torch.relu(self.fc1(torch.flatten(x, 1)))
-        return self.fc2(x)
+def net() -> DigitsCNN:
+    """conv1(1->10)-bn1 -> conv2(10->20)-bn2 -> fc1(320->30) -> fc2(30->10), 8x8 inputs (the model zoo's digits CNN)."""
+    return digits_cnn(10, widths=(10, 20), hidden=30, batch_norm=True, padding=0, pool=False)
 
 
 def make_model(seed=0):
     torch.manual_seed(seed)
-    return Net()
+    return net()
 
 
 DATA = [(torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(i)), torch.arange(8) % 10) for i in range(4)]

@@ -11,24 +11,17 @@ from nni.algorithms.compression.v2.pytorch.pruning import (AGPPruner, L1NormPrun
 from nni.algorithms.compression.v2.pytorch.pruning.tools import (AGPTaskGenerator, LinearTaskGenerator,
                                                                  LotteryTicketTaskGenerator, Task, TaskGenerator,
                                                                  TaskResult)
+from nni.retiarii.models import DigitsCNN, digits_cnn
 
 
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 8, 3)
-        self.conv2 = nn.Conv2d(8, 20, 3)
-        self.fc = nn.Linear(20 * 4 * 4, 10)
-
-    def forward(self, x):
-        x = torch.relu(self.conv1(x))
-        x = torch.relu(self.conv2(x))
-        return self.fc(torch.flatten(x, 1))
+def net() -> DigitsCNN:
+    """conv1(1->8) -> conv2(8->20) -> fc(320->10), 8x8 inputs (the model zoo's digits CNN)."""
+    return digits_cnn(10, widths=(8, 20), hidden=None, padding=0, pool=False)
 
 
 def make_model():
     torch.manual_seed(0)
-    return Net()
+    return net()
 
 
 def sparsity(module):
@@ -166,7 +159,7 @@ def test_task_result_and_task_fields(tmp_path):
     task = gen.next()
     assert isinstance(task, Task) and task.status == 'Running' and task.task_id == 0
     model, masks, config_list = task.load_data()
-    assert isinstance(model, Net) and masks == {} and config_list == [{'sparsity': 0.25, 'op_names': ['conv2']}]
+    assert isinstance(model, DigitsCNN) and masks == {} and config_list == [{'sparsity': 0.25, 'op_names': ['conv2']}]
     gen.receive_task_result(TaskResult(0, model, {}, {}, None))
     assert task.status == 'Finished' and gen.next().task_id == 1
 

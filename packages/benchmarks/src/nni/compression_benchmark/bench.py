@@ -14,18 +14,20 @@ from nni.compression.pytorch.utils.counter import count_flops_params
 from nni.compression.pytorch.utils.mask_conflict import fix_mask_conflict
 from nni.compression.pytorch.utils.shape_dependency import ChannelDependency
 
-from .models import ResNet, VGG
+from nni.retiarii.models import resnet_small, vgg_small
 
 TARGET_LATENCY_RATIO = 0.6
 TARGET_FLOPS_RATIO = 0.3
 
 
 def make_vgg(widths=(32, 64, 128)) -> nn.Module:
-    return VGG(widths)
+    """The zoo's VGG-style CNN on 3x32x32 inputs (6 conv-BN-ReLU at the default widths, 2 Linear)."""
+    return vgg_small(10, 3, widths)
 
 
 def make_resnet(widths=(32, 64, 128)) -> nn.Module:
-    return ResNet(widths)
+    """The zoo's ResNet-style CNN on 3x32x32 inputs (stem + 6 basic blocks with residual adds)."""
+    return resnet_small(10, 3, widths)
 
 
 def _randomise_bn(model: nn.Module, generator: torch.Generator) -> None:

@@ -23,28 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from nni.retiarii.models import digits_cnn
+
 TARGET_LATENCY_RATIO = 0.6
 TARGET_ACCURACY_DROP = 1.0  # points
-
-
-class DigitsCNN(nn.Module):
-    """conv(1->16) -> conv(16->32) -> maxpool -> fc(512->64) -> fc(64->10), ReLUs as modules
-    (so a quantizer can quantize their outputs)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
-        self.relu2 = nn.ReLU()
-        self.pool = nn.MaxPool2d(2)
-        self.fc1 = nn.Linear(32 * 4 * 4, 64)
-        self.relu3 = nn.ReLU()
-        self.fc2 = nn.Linear(64, 10)
-
-    def forward(self, x):
-        x = self.pool(self.relu2(self.conv2(self.relu1(self.conv1(x)))))
-        return self.fc2(self.relu3(self.fc1(torch.flatten(x, 1))))
 
 
 QAT_CONFIG_LIST = [
@@ -142,7 +124,7 @@ def run(batch: int = 64, repeats: int = 50, threads: int = 1, epochs: int = 15, 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     train_data, test_data = load_digits_data(seed)
-    model = DigitsCNN()
+    model = digits_cnn()  # the zoo's default: ReLUs as modules, so their outputs can be quantized
     train(model, train_data, epochs, 1e-3, seed)
     with torch.no_grad():
         fp32_acc = accuracy(model, test_data)
