@@ -51,5 +51,15 @@ def list_models() -> List[Model]:
     return list(get_execution_engine().list_models())
 
 
-__all__ = ['AbstractExecutionEngine', 'set_execution_engine', 'get_execution_engine', 'submit_models',
+
+
+def __getattr__(name: str):
+    # lazy: inprocess pulls in threading machinery and the serializer, which the strategies' API does not need
+    if name == 'InProcessExecutionEngine':
+        from .inprocess import InProcessExecutionEngine
+        return InProcessExecutionEngine
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+__all__ = ['AbstractExecutionEngine', 'InProcessExecutionEngine', 'set_execution_engine', 'get_execution_engine', 'submit_models',
            'query_available_resources', 'wait_models', 'budget_exhausted', 'is_stopped_exec', 'list_models']

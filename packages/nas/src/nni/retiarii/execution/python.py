@@ -21,6 +21,8 @@ import time
 from multiprocessing.connection import Connection, Listener
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from nni.runtime.states import ENDED_STATES, HALTED_STATES, ExperimentStatus
+
 from .. import serializer
 from ..graph import Model, ModelStatus
 from .base import AbstractExecutionEngine, is_finished
@@ -31,8 +33,8 @@ __all__ = ['ManagerExecutionEngine', 'PurePythonExecutionEngine', 'ADVISOR_CLASS
 
 ADVISOR_CLASS = 'nni.retiarii.experiment._advisor.RetiariiAdvisor'
 #: manager statuses after which no model will start any more
-_CLOSED_STATUSES = ('NO_MORE_TRIAL', 'DONE', 'STOPPING', 'STOPPED', 'ERROR')
-_HALTED_STATUSES = ('DONE', 'STOPPING', 'STOPPED', 'ERROR')
+_HALTED_STATUSES = ENDED_STATES | HALTED_STATES
+_CLOSED_STATUSES = _HALTED_STATUSES | {ExperimentStatus.NO_MORE_TRIAL}
 
 
 def _json_tree(obj: Any) -> Any:

@@ -28,6 +28,7 @@ from typing import Any, List, Optional
 from nni.experiment import Experiment
 from nni.experiment.config import ExperimentConfig
 from nni.experiment.config.base import ConfigError, Field
+from nni.runtime.states import ENDED_STATES
 
 from .. import execution
 from ..graph import Model, ModelStatus
@@ -37,7 +38,7 @@ __all__ = ['RetiariiExeConfig', 'RetiariiExperiment']
 _logger = logging.getLogger('nni.retiarii.experiment')
 
 ENGINES = ('py', 'base', 'benchmark')
-_HALTED = ('DONE', 'STOPPED', 'ERROR')
+_HALTED = ENDED_STATES
 _NOT_SUPPORTED = {'cgo': 'the CGO engine is not built in this release'}
 
 
@@ -155,6 +156,8 @@ class RetiariiExperiment(Experiment):
         """Run the search: blocks until the strategy finished and its trials ended (or a budget is reached).
 
         Serves the web UI on ``port`` meanwhile; the manager is stopped when this returns.
+        With ``execution_engine='benchmark'`` the strategy runs in this thread against the benchmark database,
+        without the manager or web UI (:mod:`nni.retiarii.execution.benchmark`).
 
         Returns:
             ``True`` when the experiment ended DONE.
@@ -169,6 +172,9 @@ class RetiariiExperiment(Experiment):
             raise TypeError(f'config: expected a RetiariiExeConfig, got {type(config).__name__}')
         config.validate_retiarii()
         self.exe_config = config
+        if config.dummy_input is not None:
+            from ..strategy.hardware import fill_dummy_input
+            fill_dummy_input(self.strategy, config.dummy_input)  # a LatencyFilter without its own input shape
         if config.execution_engine == 'benchmark':  # answered from the database in this process: no manager, no trials
             from ..execution.benchmark import run_experiment
             return run_experiment(self, config)

@@ -11,7 +11,7 @@ import torch
 
 from ..graph import Model
 
-__all__ = ['LatencyFilter', 'MeasuredLatencyPredictor', 'FlopsPredictor', 'build_module']
+__all__ = ['LatencyFilter', 'MeasuredLatencyPredictor', 'FlopsPredictor', 'build_module', 'fill_dummy_input']
 
 _logger = logging.getLogger(__name__)
 
@@ -157,3 +157,18 @@ class LatencyFilter:
         if not admitted:
             _logger.info('LatencyFilter: model %d predicted %.4g > threshold %.4g; not submitted', model.model_id, latency, self.threshold)
         return admitted
+
+
+def fill_dummy_input(strategy: Any, dummy_input: Optional[DummyInput]) -> list:
+    """Give ``dummy_input`` (``RetiariiExeConfig.dummy_input``) to each :class:`LatencyFilter` of ``strategy``
+    (found among its attributes, e.g. ``Random.model_filter``) that has none; returns the filters it filled.
+    A filter's own ``dummy_input`` wins."""
+    if dummy_input is None:
+        return []
+    filled = []
+    for value in list(vars(strategy).values()) if hasattr(strategy, '__dict__') else []:
+        if isinstance(value, LatencyFilter) and value.dummy_input is None:
+            _dummy_tensor(dummy_input)  # a one-line error for a bad shape
+            value.dummy_input = list(dummy_input) if not isinstance(dummy_input, torch.Tensor) else dummy_input
+            filled.append(value)
+    return filled

@@ -1,0 +1,121 @@
+"""The benchmark's model space and trial function; trials import this module by name.
+
+Kept light on purpose (torch and nni.retiarii only): whatever this module imports is trial overhead. The data
+is read from a tensor file the benchmark writes once, so no trial imports scikit-learn.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+
+import nni
+import nni.retiarii.nn.pytorch as nn
+from nni.retiarii import model_wrapper
+
+__all__ = ['DigitsSearchSpace', 'SPACE_SIZE', 'fit', 'write_digits', 'process_start_time']
+
+_BLOCKS = ('conv3', 'conv5', 'maxpool', 'avgpool', 'identity')
+
+
+def _block(c, label):
+    return nn.LayerChoice({
+        'conv3': nn.Conv2d(c, c, 3, padding=1),
+        'conv5': nn.Conv2d(c, c, 5, padding=2),
+        'maxpool': nn.MaxPool2d(3, stride=1, padding=1),
+        'avgpool': nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+        'identity': nn.Identity(),
+    }, label=label)
+
+
+@model_wrapper
+class DigitsSearchSpace(nn.Module):
+    """stem conv(1 -> c) -> act -> block1 -> act -> block2 -> act -> 1x1 conv(c -> 16) -> 2x2 max pool -> fc -> fc.
+
+    Choices: ``channels`` (4, 8, 16), ``activation`` (relu, tanh, sigmoid), ``block1`` / ``block2`` (conv3, conv5,
+    maxpool, avgpool, identity), ``hidden`` (16, 64, 128): 675 architectures, from ~4k to ~40k parameters.
+    (The example ``examples/nas/multi-trial`` has 24, too few: 30 random trials would cover it.)
+    """
+
+    def __init__(self):
+        super().__init__()
+        c = nn.ValueChoice([4, 8, 16], label='channels')
+        self.stem = nn.Conv2d(1, c, 3, padding=1)
+        self.act = nn.LayerChoice({'relu': nn.ReLU(), 'tanh': nn.Tanh(), 'sigmoid': nn.Sigmoid()}, label='activation')
+        self.block1 = _block(c, 'block1')
+        self.block2 = _block(c, 'block2')
+        self.conv_out = nn.Conv2d(c, 16, 1)
+        hidden = nn.ValueChoice([16, 64, 128], label='hidden')
+        self.fc1 = nn.Linear(16 * 4 * 4, hidden)
+        self.fc2 = nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        x = self.act(self.stem(x))
+        x = self.act(self.block1(x))
+        x = self.act(self.block2(x))
+        x = F.max_pool2d(self.conv_out(x), 2)  # 8x8 -> 4x4
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+
+SPACE_SIZE = 3 * 3 * len(_BLOCKS) * len(_BLOCKS) * 3
+
+
+def write_digits(path: str, seed: int = 0, n_train: int = 1200) -> str:
+    """Save digits as tensors ``(x_train, y_train, x_valid, y_valid)`` (images 1x8x8 in [0, 1]) to ``path``."""
+    from sklearn.datasets import load_digits
+    data = load_digits()
+    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(data.target)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    train, valid = order[:n_train], order[n_train:]
+    torch.save((x[train], y[train], x[valid], y[valid]), path)
+    return path
+
+
+def process_start_time() -> float:
+    """When this process started (epoch seconds, from ``/proc``; 10 ms resolution), or ``nan`` off Linux."""
+    try:
+        with open('/proc/self/stat') as f:
+            ticks = int(f.read().rsplit(')', 1)[1].split()[19])
+        with open('/proc/stat') as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith('btime'))
+        return boot + ticks / os.sysconf('SC_CLK_TCK')
+    except (OSError, ValueError, IndexError, StopIteration):
+        return float('nan')
+
+
+def fit(model_cls, data_path: str, epochs: int = 10, batch_size: int = 64, lr: float = 0.003, threads: int = 1) -> None:
+    """Train one sampled model with Adam; report validation accuracy per epoch and a final dict.
+
+    The final result is ``{'default': accuracy, 'train_s', 'setup_s', 'entry_s', 'process_start', 'fit_end'}``:
+    ``train_s`` is the model's own training time (the epochs, with their validation passes); ``setup_s`` loading the
+    data and building the model; ``entry_s`` the time from process start to this call (interpreter, imports,
+    evaluator load).
+    """
+    entered = time.time()
+    started = process_start_time()
+    torch.set_num_threads(threads)  # trials run side by side: one core each
+    torch.manual_seed(0)
+    x_train, y_train, x_valid, y_valid = torch.load(data_path)
+    model = model_cls()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    train_start = time.time()
+    accuracy = 0.0
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(y_train))
+        for start in range(0, len(y_train), batch_size):
+            idx = order[start:start + batch_size]
+            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            accuracy = (model(x_valid).argmax(1) == y_valid).float().mean().item()
+        nni.report_intermediate_result(accuracy)
+    end = time.time()
+    nni.report_final_result({'default': accuracy, 'train_s': end - train_start, 'setup_s': train_start - entered,
+                             'entry_s': entered - started, 'process_start': started, 'fit_end': end})
