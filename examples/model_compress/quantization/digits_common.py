@@ -6,7 +6,10 @@ The 8x8 digit images of scikit-learn (1797, values 0..16) are used as 1x8x8 tens
 """
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -115,3 +118,55 @@ def latencies(model: nn.Module, engine, data, batch: int, repeats: int) -> tuple
             run()
             record.append(time.perf_counter() - start)
     return statistics.median(times[0]), statistics.median(times[1])
+
+
+def export_and_run_int8(quantizer, model: nn.Module, float_model: nn.Module, test_data, output_dir: Path,
+                        args) -> tuple[dict, dict]:
+    """The tail both examples share: ``export_model``, the int8 engine from its calibration config, and the
+    int8 accuracy and latency against the fp32 model. Returns (calibration config, result fields)."""
+    paths = {name: output_dir / name for name in ("model.pth", "calibration.pth", "model.onnx")}
+    calibration_config = quantizer.export_model(str(paths["model.pth"]), str(paths["calibration.pth"]),
+                                                str(paths["model.onnx"]), input_shape=INPUT_SHAPE, device="cpu")
+    print(f"export_model:       {', '.join(str(p) for p in paths.values())}")
+
+    engine = build_int8_engine(model, calibration_config, output_dir, args.batch, args.threads)
+    int8_acc = accuracy(int8_predict(engine), test_data)
+    int8_layers = sorted(n for n, p in engine.plans.items() if p.int8_weight)
+    print(f"int8 (ONNX Runtime): accuracy {int8_acc:.2f} %, int8 layers {int8_layers}, "
+          f"model {output_dir / 'model_int8.onnx'}")
+
+    fp32_s, int8_s = latencies(float_model, engine, test_data, args.batch, args.repeats)
+    print(f"latency, batch {args.batch}: fp32 torch {fp32_s * 1e3:.3f} ms, int8 {int8_s * 1e3:.3f} ms "
+          f"({int8_s / fp32_s:.2f}x), {args.threads} thread(s)")
+    return calibration_config, {
+        "int8_accuracy": round(int8_acc, 2), "int8_layers": int8_layers, "batch": args.batch,
+        "threads": args.threads, "fp32_latency_ms": round(fp32_s * 1e3, 4),
+        "int8_latency_ms": round(int8_s * 1e3, 4), "latency_ratio": round(int8_s / fp32_s, 3)}
+
+
+def example_parser(description: str) -> argparse.ArgumentParser:
+    """The options both examples take; each adds its own."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--epochs", type=int, default=15, help="float training epochs")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="where model.pth, calibration.pth and the ONNX files go (default: a temporary folder, "
+                             "removed at the end)")
+    parser.add_argument("--batch", type=int, default=64, help="batch size of the latency comparison")
+    parser.add_argument("--repeats", type=int, default=50, help="timed batches per model (median reported)")
+    parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def run_example(run: Callable[[argparse.Namespace, Path], dict], args: argparse.Namespace) -> dict:
+    """Seed and thread setup, run in ``--output-dir`` (or a temporary folder), print the final JSON line."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    if args.output_dir is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = run(args, Path(tmp))
+    else:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        result = run(args, args.output_dir)
+    print("Final result:", json.dumps(result))
+    return result

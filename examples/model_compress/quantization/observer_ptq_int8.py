@@ -15,18 +15,15 @@ fp32 torch model and of the int8 engine on a batch of 64; the last line is ``Fin
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from digits_common import (CONFIG_LIST, INPUT_SHAPE, DigitsCNN, accuracy, build_int8_engine, int8_predict, latencies,
-                           load_data, make_model, train)
+from digits_common import (CONFIG_LIST, DigitsCNN, accuracy, example_parser, export_and_run_int8, load_data,
+                           make_model, run_example, train)
 from nni.algorithms.compression.pytorch.quantization import ObserverQuantizer
 
 
@@ -58,51 +55,17 @@ def run(args, output_dir: Path) -> dict:
     print(f"Observer simulated: accuracy {ptq_acc:.2f} % (calibrated on {sum(len(b) for b in batches)} "
           f"training images, BN folded into conv1 / conv2)")
 
-    paths = {name: output_dir / name for name in ("model.pth", "calibration.pth", "model.onnx")}
-    calibration_config = quantizer.export_model(str(paths["model.pth"]), str(paths["calibration.pth"]),
-                                                str(paths["model.onnx"]), input_shape=INPUT_SHAPE, device="cpu")
-    print(f"export_model:       {', '.join(str(p) for p in paths.values())}")
-
-    engine = build_int8_engine(model, calibration_config, output_dir, args.batch, args.threads)
-    int8_acc = accuracy(int8_predict(engine), test_data)
-    int8_layers = sorted(n for n, p in engine.plans.items() if p.int8_weight)
-    print(f"int8 (ONNX Runtime): accuracy {int8_acc:.2f} %, int8 layers {int8_layers}, "
-          f"model {output_dir / 'model_int8.onnx'}")
-
-    fp32_s, int8_s = latencies(float_model, engine, test_data, args.batch, args.repeats)
-    print(f"latency, batch {args.batch}: fp32 torch {fp32_s * 1e3:.3f} ms, int8 {int8_s * 1e3:.3f} ms "
-          f"({int8_s / fp32_s:.2f}x), {args.threads} thread(s)")
-    return {"float_accuracy": round(float_acc, 2), "ptq_simulated_accuracy": round(ptq_acc, 2),
-            "int8_accuracy": round(int8_acc, 2), "int8_layers": int8_layers, "batch": args.batch,
-            "threads": args.threads, "fp32_latency_ms": round(fp32_s * 1e3, 4),
-            "int8_latency_ms": round(int8_s * 1e3, 4), "latency_ratio": round(int8_s / fp32_s, 3)}
+    _, int8_result = export_and_run_int8(quantizer, model, float_model, test_data, output_dir, args)
+    return {"float_accuracy": round(float_acc, 2), "ptq_simulated_accuracy": round(ptq_acc, 2), **int8_result}
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=15, help="float training epochs")
+    parser = example_parser(__doc__.splitlines()[0])
     parser.add_argument("--calib-batches", type=int, default=10, help="training batches of 64 used for calibration")
-    parser.add_argument("--output-dir", type=Path, default=None,
-                        help="where model.pth, calibration.pth and the ONNX files go (default: a temporary folder, "
-                             "removed at the end)")
-    parser.add_argument("--batch", type=int, default=64, help="batch size of the latency comparison")
-    parser.add_argument("--repeats", type=int, default=50, help="timed batches per model (median reported)")
-    parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.calib_batches < 1:
         parser.error("--epochs and --calib-batches must be at least 1")
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    if args.output_dir is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            result = run(args, Path(tmp))
-    else:
-        args.output_dir.mkdir(parents=True, exist_ok=True)
-        result = run(args, args.output_dir)
-    print("Final result:", json.dumps(result))
-    return result
+    return run_example(run, args)
 
 
 if __name__ == "__main__":
