@@ -13,6 +13,11 @@ every trial (SYS_CANCELED), send their last events and ``stopped``, and exit. Wh
 itself is killed (``kill -9``) the local service's lifeline pipe stops its trials.
 
 ``--single`` (non-reuse mode): run the one trial it is given, then stop and exit.
+
+``--connect HOST:PORT --runner-id ID`` (platforms whose workers start elsewhere: SLURM, Ray,
+Kubernetes, cloud jobs): instead of stdin / stdout, connect to the manager's
+:class:`~nni.runtime.runner_listener.RunnerListener`, authenticate with the token in
+``NNI_RUNNER_TOKEN`` and speak the protocol on that socket; the socket closing is the lifeline.
 """
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ _logger = logging.getLogger("nni.training_services.local.runner")
 #: Exit codes: 0 after ``stopped``, 2 when the manager speaks another protocol version.
 EXIT_OK = 0
 EXIT_VERSION_MISMATCH = 2
+#: ... 3 when ``--connect`` could not reach or was refused by the manager.
+EXIT_CONNECT_FAILED = 3
 #: Seconds the last events may take to leave once every trial has ended.
 FLUSH_TIMEOUT = 10.0
 
@@ -137,7 +144,7 @@ class TrialRunner:
                 self._error(f"runner protocol: line {self._line_no} is longer than {rp.MAX_LINE_BYTES} bytes; it was dropped")
                 continue
             if not line:
-                self.request_stop("the manager's stream ended (stdin closed)")
+                self.request_stop("the manager's stream ended (stdin closed or the connection dropped)")
                 return
             self._line_no += 1
             if not line.strip():
@@ -315,13 +322,41 @@ async def run_runner(single: bool = False, protocol_fd: int = 1) -> int:
     return await runner.serve(await _stdin_reader())
 
 
+async def run_connected_runner(address: str, runner_id: str, single: bool = False, retry_for: float = 30.0) -> int:
+    """Connect to the manager at ``address`` and serve the protocol on that socket."""
+    from nni.runtime.runner_listener import connect_to_manager
+
+    reader, writer = await connect_to_manager(address, runner_id, retry_for=retry_for)
+    runner: Optional[TrialRunner] = None
+
+    def lost(reason: str) -> None:
+        if runner is not None:
+            runner.request_stop(reason)
+
+    runner = TrialRunner(_Output(writer, None, lost), single=single)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        loop.add_signal_handler(sig, runner.request_stop, f"the runner received {signal.Signals(sig).name}")
+    try:
+        return await runner.serve(reader)
+    finally:
+        writer.close()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nni.training_services.local.runner",
                                      description="NNI trial runner: JSON-line commands on stdin, events on stdout.")
     parser.add_argument("--single", action="store_true", help="run one trial, then exit (non-reuse mode)")
     parser.add_argument("--log-file", help="write the runner's log here instead of stderr")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--connect", metavar="HOST:PORT",
+                        help="connect to the manager instead of using stdin/stdout (token in $NNI_RUNNER_TOKEN)")
+    parser.add_argument("--runner-id", help="this runner's id, as the manager expects it (with --connect)")
+    parser.add_argument("--connect-timeout", type=float, default=30.0,
+                        help="seconds to keep retrying an unreachable manager (with --connect)")
     args = parser.parse_args(argv)
+    if bool(args.connect) != bool(args.runner_id):
+        parser.error("--connect and --runner-id go together")
     # Keep fd 1 for the protocol only: stray writes to stdout (ours or a library's) go to stderr.
     protocol_fd = os.dup(1)
     os.dup2(2, 1)
@@ -330,6 +365,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s (%(name)s) %(message)s"))
     logging.getLogger("nni").addHandler(handler)
     logging.getLogger("nni").setLevel(args.log_level)
+    if args.connect:
+        try:
+            return asyncio.run(run_connected_runner(args.connect, args.runner_id, single=args.single, retry_for=args.connect_timeout))
+        except (ValueError, ConnectionError) as err:
+            print(f"nni runner: {err}", file=sys.stderr)
+            return EXIT_CONNECT_FAILED
     return asyncio.run(run_runner(single=args.single, protocol_fd=protocol_fd))
 
 
