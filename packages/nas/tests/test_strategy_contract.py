@@ -38,6 +38,8 @@ class TestTPEContract(StrategyContract):
 
 
 class TestPolicyBasedRLContract(StrategyContract):
+    time_limit = 60.0  # a torch policy update per collect: slow on a loaded 2-core machine
+
     def make_strategy(self):
         return strategy.PolicyBasedRL(trial_per_collect=4, seed=0)
 

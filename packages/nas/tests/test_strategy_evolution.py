@@ -108,3 +108,17 @@ def test_on_failure_worst_records_minus_infinity():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         strategy.RegularizedEvolution(**kwargs)
+
+
+def _arch(model):
+    return tuple(sorted(model.sample.items())) if getattr(model, 'sample', None) else repr(model.python_init_params)
+
+
+def test_children_do_not_repeat_known_architectures():
+    # mutation_prob 0: every child is a one-choice neighbour of a tournament winner, and the winners repeat,
+    # so without the duplicate check the same children come back again and again
+    for seed in range(3):
+        evo = strategy.RegularizedEvolution(population_size=4, sample_size=4, cycles=40, mutation_prob=0.0, seed=seed)
+        models = search(evo, counts=(3,) * 4, concurrency=1)
+        assert len(models) == 40
+        assert len({_arch(m) for m in models}) == 40

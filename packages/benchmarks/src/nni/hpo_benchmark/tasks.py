@@ -268,7 +268,10 @@ def _build_rf(p: dict):
 _RF_SPACE = {
     "n_estimators": {"_type": "quniform", "_value": [2, 20, 2]},
     "max_depth": {"_type": "choice", "_value": [1, 2, 3, 4, 6, 8, 0]},
-    "min_samples_leaf": {"_type": "randint", "_value": [1, 9]},
+    # an ordered integer: the docs (SearchSpaceSpec, randint) say TPE and GridSearch treat randint as
+    # unordered and "if you want all the tuners to respect the ordering, please use quniform with
+    # q=1"; the Optuna adapter gives Optuna an ordered suggest_int, so both sides now solve the same problem
+    "min_samples_leaf": {"_type": "quniform", "_value": [1, 8, 1]},
     "max_features": {"_type": "quniform", "_value": [0.1, 1.0, 0.1]},
     "criterion": {"_type": "choice", "_value": ["gini", "entropy"]},
 }

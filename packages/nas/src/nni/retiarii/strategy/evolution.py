@@ -25,6 +25,10 @@ class Individual(NamedTuple):
     model: Model
 
 
+#: Mutations tried before a child that duplicates a known architecture is accepted anyway (small spaces).
+MAX_DUPLICATE_DRAWS = 50
+
+
 class RegularizedEvolution(BaseStrategy):
     """Regularized evolution (aging evolution), following "Algorithm 1" of Real et al.
 
@@ -39,7 +43,10 @@ class RegularizedEvolution(BaseStrategy):
         cycles: models to train in total (the strategy stops after that many, waiting for the running ones).
         sample_size: individuals in each tournament.
         mutation_prob: probability that each choice is re-drawn (to a different candidate). When no choice was
-            re-drawn, one random choice is, so a child always differs from its parent (as in the paper).
+            re-drawn, one random choice is, so a child always differs from its parent (as in the paper). A child
+            that was already trained (or is training) is drawn again (further from the parent once its close
+            neighbours are all known), up to ``MAX_DUPLICATE_DRAWS`` times, so the trial budget goes to new
+            architectures rather than to re-measuring known ones.
         on_failure: ``'ignore'``: a failed model (or one without a numeric metric) does not enter the population
             and does not count towards ``cycles`` (another model is tried instead); ``'worst'``: it enters the
             population with metric ``-inf`` (``+inf`` when minimizing) and counts.
@@ -114,6 +121,7 @@ class RegularizedEvolution(BaseStrategy):
                 initialized = True
 
         tracker = ModelTracker()
+        seen: set = set()  # every architecture submitted so far
         invalid = 0
         while True:
             while counted < self.cycles and tracker.next_slot(on_finished):
@@ -122,6 +130,10 @@ class RegularizedEvolution(BaseStrategy):
                         tracker.wait(on_finished)  # the initial population is still training
                         continue
                     indices = space.random(self.rng)
+                    for _ in range(MAX_DUPLICATE_DRAWS):
+                        if indices not in seen:
+                            break
+                        indices = space.random(self.rng)
                 else:
                     tournament = self.rng.sample(list(self.population), min(self.sample_size, len(self.population)))
                     parent = tournament[0]
@@ -129,6 +141,11 @@ class RegularizedEvolution(BaseStrategy):
                         if self._better(candidate, parent):
                             parent = candidate
                     indices = self._mutate(parent.indices, space.counts)
+                    for attempt in range(MAX_DUPLICATE_DRAWS):
+                        if indices not in seen:
+                            break
+                        # the parent's close neighbours are known: walk further away from it
+                        indices = self._mutate(parent.indices if attempt < 10 else indices, space.counts)
                 try:
                     model = space.build(base_model, indices)
                 except InvalidMutation as err:
@@ -139,6 +156,7 @@ class RegularizedEvolution(BaseStrategy):
                     _logger.debug('RegularizedEvolution: invalid sample (%s); sampling again', err)
                     continue
                 invalid = 0
+                seen.add(indices)
                 indices_of[model.model_id] = indices
                 if not initialized:
                     pending_random += 1
