@@ -167,7 +167,7 @@ CASES = [
      "trainingService.machineList[0].passwd", "did you mean 'password'?"),
     ("remote-gpu-index", cfg(trainingService=ts(REMOTE, machineList=[{"host": "a", "user": "u", "gpuIndices": [0, "x"]}])),
      "trainingService.machineList[0].gpuIndices[1]", "'x'"),
-    ("hybrid-kubeflow", cfg(trainingService=[{"platform": "local"}, KUBEFLOW]), "trainingService[1].platform", "allowed: local, remote, openpai, aml"),
+    ("hybrid-dlc", cfg(trainingService=[{"platform": "local"}, DLC]), "trainingService[1].platform", "allowed: local, remote, openpai, aml"),
     ("hybrid-member-field", cfg(trainingService=[ts(REMOTE, machineList=[{"host": 1, "user": "u"}]), {"platform": "local"}]),
      "trainingService[0].machineList[0].host", "expected a string"),
     ("openpai-no-token", cfg(trainingService=ts(OPENPAI, token=DROP)), "trainingService.token", "required"),

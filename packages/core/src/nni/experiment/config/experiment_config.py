@@ -40,7 +40,7 @@ __all__ = ["ExperimentConfig", "LOG_LEVELS", "HYBRID_PLATFORMS"]
 _logger = logging.getLogger("nni.experiment.config")
 
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
-HYBRID_PLATFORMS = ("local", "remote", "openpai", "aml")
+HYBRID_PLATFORMS = ("local", "remote", "openpai", "aml", "slurm", "ray", "kubeflow", "frameworkcontroller", "adl")
 DEFAULT_WORKING_DIRECTORY = "~/nni-experiments"
 
 

@@ -75,8 +75,23 @@ def training_service_config_class(platform: Any, path: str = "trainingService.pl
     except Exception:  # noqa: BLE001 - a broken registry must not hide the real error
         installed = []
     if name in installed:
-        return CustomTrainingServiceConfig
+        # A platform package may define its config class (``config_class`` on the service
+        # class); defining it registers it in _PLATFORMS, so later look-ups are direct.
+        return _installed_config_class(name) or CustomTrainingServiceConfig
     known = sorted(set(_PLATFORMS) | set(installed))
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ConfigError(path, f"unknown platform {platform!r}{hint}; allowed: {', '.join(known)}")
+
+
+def _installed_config_class(name: str) -> type | None:
+    """The ``config_class`` of the installed training service ``name``, if it declares one."""
+    try:
+        from nni.runtime.registry import load_class
+
+        cls = getattr(load_class("training_service", name), "config_class", None)
+    except Exception:  # noqa: BLE001 - a broken platform package falls back to unchecked fields
+        return None
+    if isinstance(cls, type) and issubclass(cls, TrainingServiceConfig) and cls.platform_name == name:
+        return cls
+    return None
