@@ -59,6 +59,8 @@ class ExperimentContext:
         debug: the config's ``debug``.
         shared_storage: the canonical ``sharedStorage`` mapping of the config, or ``None``
             (platforms that support it mount it and put trial folders there).
+        nni_manager_ip: the experiment's ``nniManagerIp`` (the address workers started
+            elsewhere connect back to), or ``None``.
     """
 
     experiment_id: str
@@ -69,6 +71,7 @@ class ExperimentContext:
     max_trial_duration: Optional[float] = None
     debug: bool = False
     shared_storage: Optional[dict] = None
+    nni_manager_ip: Optional[str] = None
 
 
 @dataclass

@@ -1,0 +1,73 @@
+"""DltsTrainingService against DltsStandIn (a DLTS dashboard's jobs API on 127.0.0.1)."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from nni.runtime.training_service import ExperimentContext, TrialJobStatus, TrialSpec
+from nni.training_services.cloud.dlts import DltsTrainingService, dlts_settings
+from nni.training_services.cloud.testing import DltsStandIn, collect, finished, parameter, write_trial_code
+
+
+@pytest.fixture
+def dlts(tmp_path, monkeypatch):
+    with DltsStandIn(tmp_path / "dlts") as server:
+        for key, value in (("DLTS_CLUSTER", server.cluster), ("DLTS_TEAM", "platform"), ("DLTS_EMAIL", server.email),
+                           ("DLTS_PASSWORD", server.password)):
+            monkeypatch.setenv(key, value)
+        yield server
+
+
+def _service(tmp_path, dlts, gpu=None):
+    code = write_trial_code(tmp_path / "code")
+    ctx = ExperimentContext("dltsexp1", str(tmp_path / "exp"), "python3 trial.py", str(code), trial_gpu_number=gpu)
+    return DltsTrainingService({"platform": "dlts", "dashboard": dlts.url + "/", "dockerImage": "msranni/nni"}, ctx)
+
+
+def test_jobs_submitted_to_the_dashboard_and_killed(tmp_path, dlts):
+    ts = _service(tmp_path, dlts, gpu=0)
+
+    async def main():
+        await ts.start()
+        try:
+            for i in range(2):
+                await ts.submit(TrialSpec(f"dt{i:03d}", i, parameter(i)))
+            return await collect(ts, finished(2))
+        finally:
+            await ts.stop()
+
+    states, metrics = asyncio.run(main())
+    assert {evs[-1].status for evs in states.values()} == {TrialJobStatus.SUCCEEDED}
+    assert [r["type"] for r in metrics["dt000"]] == ["PERIODICAL", "FINAL"]
+    body = next(iter(dlts.bodies.values()))
+    assert body["image"] == "msranni/nni" and body["vcName"] == "platform" and body["resourcegpu"] == 0
+    assert body["jobtrainingtype"] == "RegularJob" and [e["name"] for e in body["env"]] == ["NNI_RUNNER_TOKEN"]
+    assert {r["path"].split("/")[5] for r in dlts.requests_to("PUT", r"/status$")} == set(dlts.bodies)
+    assert not dlts.running()
+    assert "platform dlts" in (tmp_path / "exp" / "trials" / "dt000" / "trial.log").read_text()
+
+
+def test_killed_job_requeues_its_trial(tmp_path, dlts):
+    ts = _service(tmp_path, dlts)
+
+    async def main():
+        await ts.start()
+        try:
+            await ts.submit(TrialSpec("slow1", 0, parameter(0, sleep=30)))
+            while ts.get_trial_job("slow1").status != TrialJobStatus.RUNNING:
+                await asyncio.sleep(0.05)
+            dlts.fail(dlts.running()[0], "node drained by admin")
+            return await collect(ts, finished(1))
+        finally:
+            await ts.stop()
+
+    states, _ = asyncio.run(main())
+    last = states["slow1"][-1]
+    assert last.status == TrialJobStatus.SYS_CANCELED and last.requeue and "failed: failed: node drained by admin" in last.message
+
+
+def test_missing_account_settings_are_named():
+    with pytest.raises(ValueError, match=r"environment variable DLTS_PASSWORD is not set"):
+        dlts_settings({"DLTS_CLUSTER": "c", "DLTS_TEAM": "t", "DLTS_EMAIL": "e"})
+    assert dlts_settings({"DLTS_CLUSTER": "c", "DLWS_VC_NAME": "t", "DLWS_USER_EMAIL": "e", "DLTS_PASSWORD": "p"})["team"] == "t"
