@@ -119,8 +119,9 @@ def test_config_defaults_and_fields():
 
 
 @pytest.mark.parametrize('kwargs, field, words', [
-    ({'execution_engine': 'cgo'}, 'executionEngine', "allowed: 'py', 'base'"),
-    ({'execution_engine': 'graph'}, 'executionEngine', 'unknown engine'),
+    ({'execution_engine': 'cgo', 'max_concurrency_cgo': 0}, 'maxConcurrencyCgo', 'positive int'),
+    ({'execution_engine': 'cgo', 'batch_waiting_time': -1}, 'batchWaitingTime', 'seconds >= 0'),
+    ({'execution_engine': 'graph'}, 'executionEngine', "unknown engine 'graph'; allowed: 'py', 'base', 'cgo'"),
     ({'trial_command': 'python3 train.py'}, 'trialCommand', 'leave it unset'),
     ({'dummy_input': [1, 'x']}, 'dummyInput', 'positive ints'),
 ])

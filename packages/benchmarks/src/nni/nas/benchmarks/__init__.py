@@ -1,5 +1,5 @@
-"""NAS benchmark databases: NAS-Bench-101 (:mod:`.nasbench101`), NAS-Bench-201 (:mod:`.nasbench201`)
-and NDS (:mod:`.nds`), stored as SQLite files and queried through peewee.
+"""NAS benchmark databases: NAS-Bench-101 (:mod:`.nasbench101`), NAS-Bench-201 (:mod:`.nasbench201`),
+NDS (:mod:`.nds`) and NAS-Bench-NLP (:mod:`.nlp`), stored as SQLite files and queried through peewee.
 
 The files live in ``$NASBENCHMARK_DIR`` (default ``~/.cache/nni/nasbenchmark``); each benchmark's
 ``db_gen`` module makes its file from the official raw release, e.g.

@@ -37,9 +37,11 @@ __all__ = ['RetiariiExeConfig', 'RetiariiExperiment']
 
 _logger = logging.getLogger('nni.retiarii.experiment')
 
-ENGINES = ('py', 'base', 'benchmark')
+ENGINES = ('py', 'base', 'cgo', 'benchmark')
 _HALTED = ENDED_STATES
-_NOT_SUPPORTED = {'cgo': 'the CGO engine is not built in this release'}
+_NOT_SUPPORTED: dict = {}
+#: engines whose trials receive generated code (the CGO trial runs the graph engine's trial command)
+_GRAPH_ENGINES = ('base', 'cgo')
 
 
 class RetiariiExeConfig(ExperimentConfig):
@@ -53,8 +55,10 @@ class RetiariiExeConfig(ExperimentConfig):
     Args:
         training_service_platform: ``'local'``, ``'remote'``, ...
         **kwargs: fields (``experiment_name``, ``trial_concurrency``, ``max_trial_number``,
-            ``max_experiment_duration``, ``trial_gpu_number``, ``execution_engine`` (``'py'``, default, ``'base'``
-            or ``'benchmark'``), ``dummy_input`` (input shape, for hardware-aware filters), ``benchmark``
+            ``max_experiment_duration``, ``trial_gpu_number``, ``execution_engine`` (``'py'``, default, ``'base'``,
+            ``'cgo'`` or ``'benchmark'``), ``max_concurrency_cgo`` (the most models merged into one trial, default 3)
+            and ``batch_waiting_time`` (seconds, default 10) for ``'cgo'`` (:mod:`nni.retiarii.execution.cgo_engine`;
+            ``max_trial_number`` then counts models, not trials), ``dummy_input`` (input shape, for hardware-aware filters), ``benchmark``
             (``'nasbench201'`` / ``'nasbench101'``), ``benchmark_dataset``, ``benchmark_metric``, ``benchmark_epochs``
             (see :mod:`nni.retiarii.execution.benchmark`) ...).
     """
@@ -64,6 +68,9 @@ class RetiariiExeConfig(ExperimentConfig):
         'trial_command': Field('str', default='_reserved'),
         'execution_engine': Field('str', default='py'),
         'dummy_input': Field('json'),
+        # execution_engine='cgo'
+        'max_concurrency_cgo': Field('json'),
+        'batch_waiting_time': Field('json'),
         # execution_engine='benchmark': nni.retiarii.execution.benchmark checks them
         'benchmark': Field('str'),
         'benchmark_dataset': Field('str'),
@@ -81,6 +88,12 @@ class RetiariiExeConfig(ExperimentConfig):
         if engine == 'benchmark':
             from ..execution.benchmark import check_config
             check_config(self)
+        value = self.max_concurrency_cgo
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            raise ConfigError('maxConcurrencyCgo', f'expected a positive int (the most models merged into one trial), got {value!r}')
+        value = self.batch_waiting_time
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0):
+            raise ConfigError('batchWaitingTime', f'expected a number of seconds >= 0, got {value!r}')
         if self.trial_command not in (None, '_reserved'):
             raise ConfigError('trialCommand', 'is set by RetiariiExperiment (python3 -m nni.retiarii.trial_entry <engine>); leave it unset')
         for name in ('tuner', 'assessor', 'advisor'):
@@ -95,8 +108,13 @@ class RetiariiExeConfig(ExperimentConfig):
         """The plain experiment config the manager runs (validated: a bad field raises a one-line ConfigError)."""
         self.validate_retiarii()
         values = {name: copy.deepcopy(getattr(self, name)) for name in ExperimentConfig._fields}
-        values.update(trial_command=f'python3 -m nni.retiarii.trial_entry {self.execution_engine}',
+        trial_engine = 'base' if self.execution_engine == 'cgo' else self.execution_engine
+        values.update(trial_command=f'python3 -m nni.retiarii.trial_entry {trial_engine}',
                       search_space={}, search_space_file=None, tuner=None, assessor=None, advisor=advisor)
+        if self.execution_engine == 'cgo':
+            # one trial trains several models: the engine counts models against max_trial_number, and a failed
+            # merged trial re-runs its models in more trials than models
+            values['max_trial_number'] = None
         values = {k: v for k, v in values.items() if v is not None}
         config = ExperimentConfig(**values)
         object.__setattr__(config, '_base_path', self._base_path)
@@ -178,8 +196,14 @@ class RetiariiExperiment(Experiment):
         if config.execution_engine == 'benchmark':  # answered from the database in this process: no manager, no trials
             from ..execution.benchmark import run_experiment
             return run_experiment(self, config)
-        engine_cls = GraphExecutionEngine if config.execution_engine == 'base' else PurePythonExecutionEngine
-        engine = engine_cls(config.trial_concurrency, config.max_trial_number)
+        if config.execution_engine == 'cgo':
+            from ..execution.cgo_engine import CGOExecutionEngine
+            CGOExecutionEngine.check_evaluator(self.evaluator)
+            engine = CGOExecutionEngine(config.trial_concurrency, config.max_trial_number,
+                                        config.max_concurrency_cgo, config.batch_waiting_time)
+        else:
+            engine_cls = GraphExecutionEngine if config.execution_engine == 'base' else PurePythonExecutionEngine
+            engine = engine_cls(config.trial_concurrency, config.max_trial_number)
         strategy_error: List[BaseException] = []
         try:
             base_model, mutators = engine.preprocess(self.base_model, self.applied_mutators)
@@ -248,7 +272,7 @@ class RetiariiExperiment(Experiment):
             raise ValueError(f"optimize_mode: unknown {optimize_mode!r}; allowed: 'maximize', 'minimize'")
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise ValueError(f'top_k: expected a positive int, got {top_k!r}')
-        if formatter == 'code' and self._engine_name != 'base':
+        if formatter == 'code' and self._engine_name not in _GRAPH_ENGINES:
             raise ValueError("formatter='code' needs the graph-based engine (execution_engine='base'); "
                              "the pure-python engine exports formatter='dict'")
         trained = [m for m in self.list_models()
@@ -258,7 +282,7 @@ class RetiariiExperiment(Experiment):
         if formatter == 'code':
             from ..codegen import model_to_pytorch_module
             return [model_to_pytorch_module(m).code for m in top]
-        if self._engine_name == 'base':
+        if self._engine_name in _GRAPH_ENGINES:
             from ..execution.graph import architecture_of
             return [architecture_of(m) for m in top]
         return [dict(m.sample) for m in top]

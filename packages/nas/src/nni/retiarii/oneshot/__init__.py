@@ -1,7 +1,7 @@
 """One-shot NAS: train one super-net holding every architecture of a model space, then pick one.
 
 Trainers live in :mod:`nni.retiarii.oneshot.pytorch` (``DartsTrainer``, ``EnasTrainer``,
-``ProxylessTrainer``, ``SinglePathTrainer``); a custom trainer subclasses :class:`BaseOneShotTrainer`.
+``ProxylessTrainer``, ``SinglePathTrainer``, ``FBNetTrainer``); a custom trainer subclasses :class:`BaseOneShotTrainer`.
 Importing this module does not import torch.
 """
 from __future__ import annotations

@@ -12,6 +12,7 @@ Example::
 """
 from .darts import DartsInputChoice, DartsLayerChoice, DartsTrainer
 from .enas import EnasTrainer, ReinforceController, ReinforceField
+from .fbnet import FBNetInputChoice, FBNetLayerChoice, FBNetTrainer
 from .latency import FlopsLatencyPredictor, MeasuredLatencyPredictor, count_flops
 from .proxyless import ProxylessInputChoice, ProxylessLayerChoice, ProxylessNasTrainer, ProxylessTrainer
 from .random import RandomTrainer, SinglePathTrainer
@@ -19,9 +20,9 @@ from .sampling import PathSamplingInputChoice, PathSamplingLayerChoice
 from .utils import replace_input_choice, replace_layer_choice
 
 __all__ = [
-    'DartsTrainer', 'EnasTrainer', 'ProxylessTrainer', 'ProxylessNasTrainer', 'SinglePathTrainer', 'RandomTrainer',
+    'DartsTrainer', 'EnasTrainer', 'FBNetTrainer', 'ProxylessTrainer', 'ProxylessNasTrainer', 'SinglePathTrainer', 'RandomTrainer',
     'replace_layer_choice', 'replace_input_choice',
-    'DartsLayerChoice', 'DartsInputChoice', 'ProxylessLayerChoice', 'ProxylessInputChoice',
+    'DartsLayerChoice', 'DartsInputChoice', 'FBNetLayerChoice', 'FBNetInputChoice', 'ProxylessLayerChoice', 'ProxylessInputChoice',
     'PathSamplingLayerChoice', 'PathSamplingInputChoice', 'ReinforceController', 'ReinforceField',
     'FlopsLatencyPredictor', 'MeasuredLatencyPredictor', 'count_flops',
 ]

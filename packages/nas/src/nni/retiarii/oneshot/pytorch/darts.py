@@ -11,17 +11,16 @@ import torch.nn.functional as F
 
 from .. import BaseOneShotTrainer
 from ...nn.pytorch.api import InputChoice, LayerChoice
-from .utils import (AverageMeterGroup, call_metrics, check_common_args, check_supported, log_step, reduce_inputs,
-                    replace_input_choice, replace_layer_choice, resolve_device, split_loaders, to_device)
+from .utils import (AverageMeterGroup, _prepare_supernet, call_metrics, check_common_args, log_step, reduce_inputs,
+                    split_loaders, to_device)
 
 __all__ = ['DartsTrainer', 'DartsLayerChoice', 'DartsInputChoice']
 
 _logger = logging.getLogger(__name__)
 
 
-def _weighted_sum(alpha: torch.Tensor, outputs: List[torch.Tensor]) -> torch.Tensor:
-    """``sum_i softmax(alpha)_i * outputs[i]``, accumulated without stacking the outputs (less memory traffic)."""
-    weights = F.softmax(alpha, -1)
+def _weighted_sum(weights: torch.Tensor, outputs: List[torch.Tensor]) -> torch.Tensor:
+    """``sum_i weights_i * outputs[i]``, accumulated without stacking the outputs (less memory traffic)."""
     total = outputs[0] * weights[0]
     for i in range(1, len(outputs)):
         total = total + outputs[i] * weights[i]
@@ -37,8 +36,12 @@ class DartsLayerChoice(nn.Module):
         self.op_choices = nn.ModuleDict(OrderedDict((name, layer_choice[name]) for name in layer_choice.names))
         self.alpha = nn.Parameter(torch.randn(len(self.op_choices)) * 1e-3)
 
+    def path_weights(self) -> torch.Tensor:
+        """The weight of each candidate's output: ``softmax(alpha)`` (FBNet samples Gumbel-softmax weights)."""
+        return F.softmax(self.alpha, -1)
+
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return _weighted_sum(self.alpha, [op(*args, **kwargs) for op in self.op_choices.values()])
+        return _weighted_sum(self.path_weights(), [op(*args, **kwargs) for op in self.op_choices.values()])
 
     def export(self) -> str:
         """The candidate name with the largest architecture weight."""
@@ -65,12 +68,15 @@ class DartsInputChoice(nn.Module):
                              f"one-shot trainers; use reduction 'sum' or 'mean' (or a sampling trainer: ENAS, SinglePath)")
         self.alpha = nn.Parameter(torch.randn(self.n_candidates) * 1e-3)
 
+    def path_weights(self) -> torch.Tensor:
+        return F.softmax(self.alpha, -1)
+
     def forward(self, inputs: List[torch.Tensor]) -> Any:
         if len(inputs) != self.n_candidates:
             raise ValueError(f'InputChoice {self.name!r}: forward got {len(inputs)} inputs, expected n_candidates={self.n_candidates}')
         if self.choose_all:
             return reduce_inputs(list(inputs), self.reduction)
-        out = _weighted_sum(self.alpha, list(inputs))
+        out = _weighted_sum(self.path_weights(), list(inputs))
         if self.reduction == 'sum' and self.n_chosen is not None:
             out = out * self.n_chosen
         return out
@@ -83,17 +89,6 @@ class DartsInputChoice(nn.Module):
             weights = F.softmax(self.alpha, -1)
             return [i for i in range(self.n_candidates) if float(weights[i]) >= 1.0 / self.n_candidates - 1e-12]
         return sorted(int(i) for i in torch.topk(self.alpha, self.n_chosen).indices)
-
-
-def share_by_label(nas_modules: List[Tuple[str, nn.Module]], attribute: str = 'alpha') -> 'OrderedDict[str, nn.Parameter]':
-    """Make modules with the same label use one parameter ``attribute``; return ``label -> parameter``."""
-    shared: 'OrderedDict[str, nn.Parameter]' = OrderedDict()
-    for label, module in nas_modules:
-        if label in shared:
-            setattr(module, attribute, shared[label])
-        else:
-            shared[label] = getattr(module, attribute)
-    return shared
 
 
 class DartsTrainer(BaseOneShotTrainer):
@@ -116,13 +111,15 @@ class DartsTrainer(BaseOneShotTrainer):
         unrolled: second-order (True) or first-order (False) approximation.
     """
 
+    _layer_choice_cls: Any = DartsLayerChoice
+    _input_choice_cls: Any = DartsInputChoice
+
     def __init__(self, model: nn.Module, loss: Callable[..., torch.Tensor], metrics: Callable[..., Dict[str, Any]],
                  optimizer: torch.optim.Optimizer, num_epochs: int, dataset: Any, grad_clip: float = 5.,
                  learning_rate: float = 2.5E-3, batch_size: int = 64, workers: int = 4,
                  device: Optional[torch.device] = None, log_frequency: Optional[int] = None,
                  arc_learning_rate: float = 3.0E-4, unrolled: bool = False):
         check_common_args('DartsTrainer', num_epochs, batch_size, log_frequency)
-        check_supported(model, 'DartsTrainer')
         self.model = model
         self.loss = loss
         self.metrics = metrics
@@ -133,15 +130,11 @@ class DartsTrainer(BaseOneShotTrainer):
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.workers = workers
-        self.device = resolve_device(device)
         self.log_frequency = log_frequency
         self.unrolled = unrolled
 
-        self.nas_modules: List[Tuple[str, nn.Module]] = []
-        replace_layer_choice(self.model, DartsLayerChoice, self.nas_modules)
-        replace_input_choice(self.model, DartsInputChoice, self.nas_modules)
-        self.arch_parameters = share_by_label(self.nas_modules)
-        self.model.to(self.device)
+        self.nas_modules, self.arch_parameters, self.device = _prepare_supernet(
+            self.model, type(self).__name__, self._layer_choice_cls, self._input_choice_cls, device)
         alpha_ids = {id(p) for p in self.arch_parameters.values()}
         self.weights = [p for p in self.model.parameters() if id(p) not in alpha_ids]
         self.ctrl_optim = torch.optim.Adam(list(self.arch_parameters.values()), arc_learning_rate,

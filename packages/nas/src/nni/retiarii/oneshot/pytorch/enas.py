@@ -11,8 +11,7 @@ import torch.nn.functional as F
 
 from .. import BaseOneShotTrainer
 from .sampling import PathSamplingInputChoice, PathSamplingLayerChoice, apply_arch
-from .utils import (AverageMeterGroup, call_metrics, check_common_args, check_supported, log_step, replace_input_choice,
-                    replace_layer_choice, resolve_device, split_loaders, to_device)
+from .utils import AverageMeterGroup, _prepare_supernet, call_metrics, check_common_args, log_step, split_loaders, to_device
 
 __all__ = ['EnasTrainer', 'ReinforceController', 'ReinforceField']
 
@@ -183,7 +182,6 @@ class EnasTrainer(BaseOneShotTrainer):
             raise ValueError(f'EnasTrainer: ctrl_steps must be None or a positive int, got {ctrl_steps!r}')
         if not 0 <= baseline_decay <= 1:
             raise ValueError(f'EnasTrainer: baseline_decay must be in [0, 1], got {baseline_decay!r}')
-        check_supported(model, 'EnasTrainer')
         self.model = model
         self.loss = loss
         self.metrics = metrics
@@ -192,7 +190,6 @@ class EnasTrainer(BaseOneShotTrainer):
         self.num_epochs = num_epochs
         self.batch_size = batch_size
         self.workers = workers
-        self.device = resolve_device(device)
         self.log_frequency = log_frequency
         self.grad_clip = grad_clip
         self.entropy_weight = entropy_weight
@@ -201,12 +198,11 @@ class EnasTrainer(BaseOneShotTrainer):
         self.baseline: Optional[float] = None  # starts at the first reward
         self.ctrl_steps_aggregate = ctrl_steps_aggregate
 
-        self.nas_modules: List[Tuple[str, nn.Module]] = []
-        replace_layer_choice(self.model, PathSamplingLayerChoice, self.nas_modules)
-        replace_input_choice(self.model, PathSamplingInputChoice, self.nas_modules)
+        # sampled paths: no architecture parameter to share (the controller decides per label)
+        self.nas_modules, _, self.device = _prepare_supernet(
+            self.model, 'EnasTrainer', PathSamplingLayerChoice, PathSamplingInputChoice, device, share_attribute=None)
         fields, self._decoders = _fields_and_decoders(self.nas_modules)
         self.controller = ReinforceController(fields, **(ctrl_kwargs or {}))
-        self.model.to(self.device)
         self.controller.to(self.device)
         self.ctrl_optim = torch.optim.Adam(self.controller.parameters(), lr=ctrl_lr)
         self.train_loader, self.valid_loader = split_loaders(dataset, batch_size, workers)

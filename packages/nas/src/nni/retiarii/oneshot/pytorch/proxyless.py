@@ -15,9 +15,8 @@ import torch.nn.functional as F
 
 from .. import BaseOneShotTrainer
 from ...nn.pytorch.api import InputChoice, LayerChoice
-from .darts import share_by_label
-from .utils import (AverageMeterGroup, call_metrics, check_common_args, check_supported, log_step, reduce_inputs,
-                    replace_input_choice, replace_layer_choice, resolve_device, split_loaders, to_device)
+from .utils import (AverageMeterGroup, _prepare_supernet, call_metrics, check_common_args, log_step, reduce_inputs,
+                    split_loaders, to_device)
 
 __all__ = ['ProxylessTrainer', 'ProxylessNasTrainer', 'ProxylessLayerChoice', 'ProxylessInputChoice']
 
@@ -153,22 +152,17 @@ class ProxylessTrainer(BaseOneShotTrainer):
         if latency_predictor is not None and not callable(latency_predictor):
             raise ValueError(f'ProxylessTrainer: latency_predictor must be a callable (module, example_inputs) -> float, '
                              f'got {type(latency_predictor).__name__}')
-        check_supported(model, 'ProxylessTrainer')
         self.model = model
         self.loss = loss
         self.metrics = metrics
         self.optimizer = optimizer
         self.num_epochs = num_epochs
         self.warmup_epochs = warmup_epochs
-        self.device = resolve_device(device)
         self.log_frequency = log_frequency
         self.latency_predictor = latency_predictor
         self.latency_weight = latency_weight
-        self.nas_modules: List[Tuple[str, nn.Module]] = []
-        replace_layer_choice(self.model, ProxylessLayerChoice, self.nas_modules)
-        replace_input_choice(self.model, ProxylessInputChoice, self.nas_modules)
-        self.arch_parameters = share_by_label(self.nas_modules)
-        self.model.to(self.device)
+        self.nas_modules, self.arch_parameters, self.device = _prepare_supernet(
+            self.model, 'ProxylessTrainer', ProxylessLayerChoice, ProxylessInputChoice, device)
         self.ctrl_optim = torch.optim.Adam(list(self.arch_parameters.values()), arc_learning_rate,
                                            betas=(0.0, 0.999), eps=1e-8)
         self.train_loader, self.valid_loader = split_loaders(dataset, batch_size, workers)
@@ -296,10 +290,8 @@ class ProxylessNasTrainer(BaseOneShotTrainer):
                 raise ValueError(f'{where}: {name} must be a positive int, got {value!r}')
         if load_ckpt and ckpt_path is None:
             raise ValueError(f'{where}: load_ckpt=True needs ckpt_path, the checkpoint file to load')
-        check_supported(model, where)
         self.model = model
         self.model_optim = model_optim
-        self.device = resolve_device(device)
         self.train_loader, self.valid_loader = train_loader, valid_loader
         self.label_smoothing = label_smoothing
         self.n_epochs, self.init_lr = n_epochs, init_lr
@@ -307,10 +299,8 @@ class ProxylessNasTrainer(BaseOneShotTrainer):
         self.warmup_epochs = warmup_epochs if warmup else 0
         self.arch_valid_frequency = arch_valid_frequency
         self.ckpt_path, self.arch_path = ckpt_path, arch_path
-        self.nas_modules: List[Tuple[str, nn.Module]] = []
-        replace_layer_choice(self.model, ProxylessLayerChoice, self.nas_modules)
-        replace_input_choice(self.model, ProxylessInputChoice, self.nas_modules)
-        self.arch_parameters = share_by_label(self.nas_modules)
+        self.nas_modules, self.arch_parameters, self.device = _prepare_supernet(
+            self.model, where, ProxylessLayerChoice, ProxylessInputChoice, device)
         with torch.no_grad():
             for alpha in self.arch_parameters.values():
                 if arch_init_type == 'normal':
@@ -319,7 +309,6 @@ class ProxylessNasTrainer(BaseOneShotTrainer):
                     alpha.uniform_(-arch_init_ratio, arch_init_ratio)
         for _, module in self.nas_modules:
             module.binary_mode = binary_mode
-        self.model.to(self.device)
         self.arch_optim = torch.optim.Adam(list(self.arch_parameters.values()), arch_optim_lr, betas=(0.0, 0.999),
                                            eps=1e-8, weight_decay=arch_weight_decay)
         self._set_arch_grad(False)

@@ -13,8 +13,7 @@ from torch.utils.data import DataLoader
 from .. import BaseOneShotTrainer
 from .sampling import (PathSamplingInputChoice, PathSamplingLayerChoice, apply_arch, check_arch, search_space_of,
                        uniform_sample)
-from .utils import (AverageMeterGroup, call_metrics, check_common_args, check_supported, log_step, replace_input_choice,
-                    replace_layer_choice, resolve_device, to_device)
+from .utils import AverageMeterGroup, _prepare_supernet, call_metrics, check_common_args, log_step, to_device
 
 __all__ = ['SinglePathTrainer', 'RandomTrainer']
 
@@ -49,21 +48,17 @@ class SinglePathTrainer(BaseOneShotTrainer):
         if mutator is not None and not callable(mutator):
             raise ValueError(f'SinglePathTrainer: mutator must be None or a callable search_space -> architecture dict, '
                              f'got {type(mutator).__name__}')
-        check_supported(model, 'SinglePathTrainer')
         self.model = model
         self.loss = loss
         self.metrics = metrics
         self.optimizer = optimizer
         self.num_epochs = num_epochs
         self.mutator = mutator
-        self.device = resolve_device(device)
         self.log_frequency = log_frequency
         self.rng = _random.Random(seed)
-        self.nas_modules: List[Tuple[str, nn.Module]] = []
-        replace_layer_choice(self.model, PathSamplingLayerChoice, self.nas_modules)
-        replace_input_choice(self.model, PathSamplingInputChoice, self.nas_modules)
+        self.nas_modules, _, self.device = _prepare_supernet(
+            self.model, 'SinglePathTrainer', PathSamplingLayerChoice, PathSamplingInputChoice, device, share_attribute=None)
         self.search_space = search_space_of(self.nas_modules)
-        self.model.to(self.device)
         # ``workers`` is documented as not used by this trainer: data loads in this process
         self.workers = workers
         self.train_loader = DataLoader(dataset_train, batch_size=batch_size, shuffle=True)

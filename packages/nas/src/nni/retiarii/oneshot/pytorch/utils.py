@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import torch
@@ -12,7 +13,7 @@ from ...nn.pytorch.api import InputChoice, LayerChoice, Mutable
 from ...space import extract_mutables
 
 __all__ = ['replace_layer_choice', 'replace_input_choice', 'check_supported', 'AverageMeterGroup',
-           'to_device', 'split_loaders', 'resolve_device', 'reduce_inputs']
+           'to_device', 'split_loaders', 'resolve_device', 'reduce_inputs', 'share_by_label']
 
 _logger = logging.getLogger(__name__)
 
@@ -75,6 +76,41 @@ def check_supported(model: nn.Module, trainer: str) -> None:
                              f'use a fixed depth, or a LayerChoice over nn.Identity() for optional blocks')
     if not any(isinstance(m, (LayerChoice, InputChoice)) for m in model.modules()):
         raise ValueError(f'{trainer}: the model has no LayerChoice or InputChoice to search')
+
+
+def share_by_label(nas_modules: NasModules, attribute: str = 'alpha') -> 'OrderedDict[str, nn.Parameter]':
+    """Make modules with the same label use one parameter ``attribute``; return ``label -> parameter``."""
+    shared: 'OrderedDict[str, nn.Parameter]' = OrderedDict()
+    for label, module in nas_modules:
+        if label in shared:
+            setattr(module, attribute, shared[label])
+        else:
+            shared[label] = getattr(module, attribute)
+    return shared
+
+
+def _prepare_supernet(model: nn.Module, trainer: str, layer_choice_cls: Callable[[LayerChoice], nn.Module],
+                      input_choice_cls: Callable[[InputChoice], nn.Module], device: Optional[torch.device] = None,
+                      share_attribute: Optional[str] = 'alpha') -> Tuple[NasModules, 'OrderedDict[str, nn.Parameter]', torch.device]:
+    """The super-net set-up every one-shot trainer does, in place on ``model``.
+
+    Checks the space (:func:`check_supported`), replaces its LayerChoices / InputChoices by
+    ``layer_choice_cls(choice)`` / ``input_choice_cls(choice)``, makes the replacements sharing a label share
+    their ``share_attribute`` parameter (none when ``None``) and moves the model to ``device`` (``None``: CUDA
+    when available).
+
+    Returns:
+        ``(nas_modules, shared_parameters, device)``: the ``(label, replacement)`` pairs in model order,
+        ``label -> parameter`` (empty without ``share_attribute``) and the resolved device.
+    """
+    check_supported(model, trainer)
+    nas_modules: NasModules = []
+    replace_layer_choice(model, layer_choice_cls, nas_modules)
+    replace_input_choice(model, input_choice_cls, nas_modules)
+    shared = share_by_label(nas_modules, share_attribute) if share_attribute else OrderedDict()
+    resolved = resolve_device(device)
+    model.to(resolved)
+    return nas_modules, shared, resolved
 
 
 def reduce_inputs(tensors: List[torch.Tensor], reduction: str) -> Any:

@@ -1,0 +1,1 @@
+"""Evaluators of the CGO (cross-graph optimization) execution engine: :mod:`.evaluator`."""
