@@ -1,0 +1,272 @@
+"""The Ray driver: the one process of an experiment that is a Ray program.
+
+The manager never imports Ray: :class:`~.service.RayTrainingService` starts
+``python -m nni.training_services.ray.driver`` and speaks JSON lines with it on its stdin /
+stdout (fd 1 is kept for the protocol; Ray's own output goes to stderr). A crash or a slow
+``ray.init()`` in here cannot take the manager or its REST API down, and a local cluster the
+driver started lives and dies with it.
+
+Manager -> driver (one JSON object per line, ``"op"``):
+
+===========  ======================================================================================
+``init``     ``address`` (null: start a local cluster), ``num_cpus`` / ``num_gpus`` (local cluster),
+             ``namespace``. Answer ``ready`` (``address``, ``resources``: the alive nodes' totals,
+             ``nodes``) or ``error``.
+``launch``   ``id``, ``argv`` (the runner's arguments), ``env``, ``num_cpus``, ``num_gpus``,
+             ``resources``: start the trial runner as a Ray task holding those resources.
+``cancel``   ``id``: force-cancel that task (its worker is killed; the runner dies with it).
+``shutdown`` cancel every task, wait for them to end, disconnect (a local cluster stops); ``bye``.
+===========  ======================================================================================
+
+Driver -> manager (``"ev"``): ``ready``, ``error`` (``error``: one line), ``ended`` (``id``,
+``ok``, ``rc``: the runner's exit code or null, ``error``: why the task failed, ``node``),
+``nodes`` (sent when the set of alive nodes changes: ``resources``, ``nodes``, ``lost``: the
+node ids that died), ``bye``. End of stdin is ``shutdown``.
+
+The runner runs as a child of the Ray worker with ``PR_SET_PDEATHSIG``: when Ray kills the
+worker (``ray.cancel(force=True)``, the node is lost, an OOM kill) the runner dies too, its
+trials are killed by the runner's own lifeline, and its connection to the manager drops, which
+is how the manager learns that the trials must run again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any, Optional
+
+#: How often completed tasks and the node list are checked (seconds).
+POLL_INTERVAL = 0.1
+NODE_POLL_INTERVAL = 1.0
+#: Seconds ``shutdown`` waits for cancelled tasks to end.
+SHUTDOWN_WAIT = 15.0
+#: Tries to start a local cluster.
+LOCAL_CLUSTER_ATTEMPTS = 2
+
+
+def run_runner_task(argv: list, env: dict, module: str) -> dict:
+    """Body of the Ray task: run the trial runner as a child process until it exits.
+
+    Defined in ``__main__`` when the driver runs, so Ray ships it by value: the Ray nodes need
+    nni-core and nni-ts-local (the runner), not this package.
+    """
+    import ctypes
+    import signal
+    import socket
+    import subprocess
+    import sys as _sys
+    import tempfile
+
+    parent = os.getpid()
+
+    def die_with_worker() -> None:
+        try:  # PR_SET_PDEATHSIG (Linux): the runner must not outlive a killed Ray worker
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:  # the worker died before prctl took effect
+            os._exit(1)
+
+    full_env = dict(os.environ)
+    full_env.update(env)
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([_sys.executable, "-m", module, *argv], env=full_env, stdin=subprocess.DEVNULL,
+                                stdout=err, stderr=err, preexec_fn=die_with_worker)
+        rc = proc.wait()
+        err.seek(0, 2)
+        err.seek(max(0, err.tell() - 2000))
+        tail = err.read().decode("utf-8", "replace")
+    return {"rc": rc, "stderr": tail, "node": socket.gethostname()}
+
+
+class Driver:
+    """Serves the manager's commands; Ray calls happen here only."""
+
+    def __init__(self, out) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self._tasks: dict[str, Any] = {}  # runner id -> ObjectRef
+        self._ray = None
+        self._remote = None
+        self._stop = threading.Event()
+        self._nodes: dict[str, dict] = {}
+
+    def send(self, ev: str, **fields: Any) -> None:
+        line = json.dumps({"ev": ev, **fields}) + "\n"
+        with self._lock:
+            try:
+                self._out.write(line.encode())
+                self._out.flush()
+            except (OSError, ValueError):
+                self._stop.set()
+
+    # ----- commands -----
+
+    def init(self, msg: dict) -> bool:
+        try:
+            import ray
+        except ImportError as err:
+            self.send("error", error=f"Ray is not installed where the manager runs ({err}); install it with: pip install 'nni-ts-ray[ray]'")
+            return False
+        self._ray = ray
+        kwargs: dict = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+                            namespace=msg.get("namespace") or None, configure_logging=True)
+        address = msg.get("address")
+        if address:
+            kwargs["address"] = address
+        else:
+            if msg.get("num_cpus") is not None:
+                kwargs["num_cpus"] = int(msg["num_cpus"])
+            if msg.get("num_gpus") is not None:
+                kwargs["num_gpus"] = int(msg["num_gpus"])
+        attempts = 1 if address else LOCAL_CLUSTER_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                ray.init(**kwargs)
+                break
+            except Exception as err:  # noqa: BLE001 - Ray raises many kinds; the manager gets one line
+                if attempt < attempts:  # Ray gives a new node 30 s to register; a loaded machine may need more
+                    print(f"ray driver: starting a local cluster failed ({err}); trying again", file=sys.stderr)
+                    ray.shutdown()
+                    continue
+                where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+                self.send("error", error=f"cannot connect to {where}: {' '.join(str(err).split())[:400]}")
+                return False
+        self._remote = ray.remote(max_retries=0)(run_runner_task)
+        self._nodes = self._alive_nodes()
+        self.send("ready", address=ray.get_runtime_context().gcs_address, **self._node_summary())
+        return True
+
+    def _alive_nodes(self) -> dict[str, dict]:
+        return {n["NodeID"]: n for n in self._ray.nodes() if n.get("Alive")}
+
+    def _node_summary(self) -> dict:
+        return {
+            "nodes": [{"id": i, "ip": n.get("NodeManagerAddress"), "resources": n.get("Resources", {})} for i, n in self._nodes.items()],
+            "resources": self._ray.cluster_resources(),
+        }
+
+    def launch(self, msg: dict) -> None:
+        runner_id = str(msg["id"])
+        options: dict = {"num_cpus": msg.get("num_cpus", 1), "num_gpus": msg.get("num_gpus", 0),
+                         "name": f"nni-runner-{runner_id}"}
+        if msg.get("resources"):
+            options["resources"] = dict(msg["resources"])
+        try:
+            ref = self._remote.options(**options).remote(list(msg["argv"]), dict(msg.get("env") or {}), str(msg["module"]))
+        except Exception as err:  # noqa: BLE001
+            self.send("ended", id=runner_id, ok=False, rc=None, error=f"Ray refused the task: {' '.join(str(err).split())[:400]}", node=None)
+            return
+        with self._lock:
+            self._tasks[runner_id] = ref
+
+    def cancel(self, msg: dict) -> None:
+        with self._lock:
+            ref = self._tasks.get(str(msg["id"]))
+        if ref is not None:
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - already finished
+                pass
+
+    def shutdown(self) -> None:
+        with self._lock:
+            refs = list(self._tasks.values())
+        for ref in refs:
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001
+                pass
+        deadline = time.monotonic() + SHUTDOWN_WAIT
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._tasks:
+                    break
+            time.sleep(POLL_INTERVAL)
+        self._stop.set()
+
+    # ----- watching -----
+
+    def watch(self) -> None:
+        """Report tasks that ended and nodes that came or went, until stopped."""
+        ray = self._ray
+        next_nodes = time.monotonic() + NODE_POLL_INTERVAL
+        while not (self._stop.is_set() and not self._tasks):
+            with self._lock:
+                by_ref = {ref: rid for rid, ref in self._tasks.items()}
+            if by_ref:
+                done, _ = ray.wait(list(by_ref), num_returns=len(by_ref), timeout=POLL_INTERVAL, fetch_local=True)
+                for ref in done:
+                    self._report(by_ref[ref], ref)
+            else:
+                time.sleep(POLL_INTERVAL)
+            if self._stop.is_set():
+                continue
+            if time.monotonic() >= next_nodes:
+                next_nodes = time.monotonic() + NODE_POLL_INTERVAL
+                try:
+                    nodes = self._alive_nodes()
+                except Exception:  # noqa: BLE001 - the GCS is briefly unreachable
+                    continue
+                if set(nodes) != set(self._nodes):
+                    lost = sorted(set(self._nodes) - set(nodes))
+                    self._nodes = nodes
+                    self.send("nodes", lost=lost, **self._node_summary())
+
+    def _report(self, runner_id: str, ref) -> None:
+        with self._lock:
+            self._tasks.pop(runner_id, None)
+        try:
+            result = self._ray.get(ref, timeout=10)
+        except Exception as err:  # noqa: BLE001 - TaskCancelledError, WorkerCrashedError, NodeDiedError ...
+            self.send("ended", id=runner_id, ok=False, rc=None, node=None,
+                      error=f"{type(err).__name__}: {' '.join(str(err).split())[:300]}")
+            return
+        rc = result.get("rc")
+        self.send("ended", id=runner_id, ok=rc == 0, rc=rc, node=result.get("node"),
+                  error="" if rc == 0 else " ".join(str(result.get("stderr", "")).split())[-400:])
+
+
+def main() -> int:
+    # fd 1 carries the protocol only: Ray and libraries printing to stdout go to stderr.
+    protocol = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    driver = Driver(protocol)
+    watcher: Optional[threading.Thread] = None
+    for raw in sys.stdin.buffer:
+        if not raw.strip():
+            continue
+        try:
+            msg = json.loads(raw)
+            op = msg["op"]
+        except (ValueError, KeyError, TypeError):
+            driver.send("error", error=f"ray driver: not a command: {raw[:100]!r}")
+            continue
+        if op == "init":
+            if not driver.init(msg):
+                return 1
+            watcher = threading.Thread(target=driver.watch, name="nni-ray-watch", daemon=True)
+            watcher.start()
+        elif driver._ray is None:
+            driver.send("error", error=f"ray driver: {op} before init")
+        elif op == "launch":
+            driver.launch(msg)
+        elif op == "cancel":
+            driver.cancel(msg)
+        elif op == "shutdown":
+            break
+    # shutdown, or end of stdin (the manager went away): leave nothing running on the cluster
+    if driver._ray is not None:
+        driver.shutdown()
+        if watcher is not None:
+            watcher.join(SHUTDOWN_WAIT)
+        driver._ray.shutdown()
+    driver.send("bye")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
