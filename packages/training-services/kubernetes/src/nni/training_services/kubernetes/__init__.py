@@ -1,8 +1,17 @@
-"""Kubernetes training services: Kubeflow, FrameworkController, AdaptDL.
+"""Kubernetes training services: Kubeflow (TFJob / PyTorchJob), FrameworkController, AdaptDL.
 
-Not built yet: importing this module raises :class:`~nni.runtime.distributions.NotBuiltYetError`
-(a ``ModuleNotFoundError``) that names the distribution and the missing feature.
+Each trial (or, in reuse mode, each long-lived environment) is a custom resource submitted with
+the official ``kubernetes`` client; the job's primary pod runs the NNI trial runner, which
+connects back to the manager (:mod:`nni.runtime.runner_listener`). See :mod:`.service`.
+
+Importing this package is light: the ``kubernetes`` client is imported by :mod:`.service`.
 """
-from nni.runtime.distributions import NotBuiltYetError
+__all__ = ["KubeflowTrainingService", "FrameworkControllerTrainingService", "AdlTrainingService"]
 
-raise NotBuiltYetError("nni-ts-kubernetes", "the Kubernetes training services (Kubeflow, FrameworkController, AdaptDL)", __name__)
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import service
+
+        return getattr(service, name)
+    raise AttributeError(name)
