@@ -14,8 +14,10 @@ def main() -> None:
     p.add_argument("--dir", help="experiment folder to build (or reuse); default: a temporary one")
     p.add_argument("--repeat", type=int, default=5, help="timed calls per route")
     p.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium binary ('' to skip the page timing)")
+    p.add_argument("--page-runs", type=int, default=3, help="cold + warm page loads timed")
     args = p.parse_args()
-    print(json.dumps(run(args.trials, args.intermediate, args.dir, args.repeat, args.chromium or None), indent=2), flush=True)
+    report = run(args.trials, args.intermediate, args.dir, args.repeat, args.chromium or None, args.page_runs)
+    print(json.dumps(report, indent=2), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional
 
+from aiohttp import web
+
 from nni.runtime.experiment_profile import CLUSTER_METADATA_FILE, experiment_profile, read_cluster_metadata
 
 from ..scheduler import EngineError, TrialScheduler
@@ -19,7 +21,28 @@ from .errors import ApiError
 from .response_cache import ResponseCache
 from .ui_routes import UiRouteHandlers
 
-__all__ = ["ApiError", "RestHandlers"]
+__all__ = ["ApiError", "RestHandlers", "TRIAL_LIST_FORMATS"]
+
+#: Values of ``GET /trial-jobs?format=``: NNI's records (the default), or the web UI's columns
+#: and details (see :meth:`RestHandlers.list_trial_jobs`).
+TRIAL_LIST_FORMATS = ("nni", "columns", "details")
+#: The largest ``offset`` / ``limit`` accepted (beyond any experiment's trial count).
+_MAX_QUERY_INT = 10**9
+
+
+def _query_int(query: dict, name: str, default: Optional[int], minimum: int) -> Optional[int]:
+    """Integer query parameter ``name`` (``default`` when absent); a one-line 400 otherwise."""
+    text = query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"query.{name}: expected a whole number >= {minimum}, got {text[:40]!r}") from None
+    if not minimum <= value <= _MAX_QUERY_INT:
+        raise ApiError(400, f"query.{name}: must be between {minimum} and {_MAX_QUERY_INT}, got {value}")
+    return value
+
 
 
 class RestHandlers(UiRouteHandlers):
@@ -151,7 +174,30 @@ class RestHandlers(UiRouteHandlers):
         return self.store.job_statistics()
 
     async def list_trial_jobs(self, query: dict, **_: Any) -> Any:
+        """NNI's list of ``TrialJobInfo``; additions for big experiments, all opt-in:
+
+        * ``offset`` / ``limit``: one page of that list (by sequence id), same records;
+        * ``format=columns``: every trial in the web UI's compact column-wise form
+          (:meth:`~nni.server.store.ExperimentStore.trial_table_json`);
+        * ``format=details`` (with ``offset``): the trials' parameters and directories, from
+          position ``offset`` on (:meth:`~nni.server.store.ExperimentStore.trial_details_json`).
+        """
         status = query.get("status")
+        fmt = query.get("format", "nni")
+        if fmt not in TRIAL_LIST_FORMATS:
+            raise ApiError(400, f"query.format: must be one of {', '.join(TRIAL_LIST_FORMATS)}, got {fmt[:40]!r}")
+        offset = _query_int(query, "offset", 0, 0)
+        limit = _query_int(query, "limit", None, 1)
+        if fmt == "columns":
+            if status or "offset" in query or "limit" in query:
+                raise ApiError(400, "query.format: 'columns' lists every trial; it takes no status, offset or limit")
+            return self.response_cache.json("trial-table", self.store.trial_table_json)
+        if fmt == "details":
+            if status or "limit" in query:
+                raise ApiError(400, "query.format: 'details' takes an offset only (no status, no limit)")
+            return self.response_cache.json(("trial-details", offset), lambda: self.store.trial_details_json(offset))
+        if offset or limit is not None:  # a page is cheap to build: not cached (bounded memory)
+            return web.Response(text=self.store.trial_jobs_json(status, offset, limit), content_type="application/json")
         return self.response_cache.json(("trial-jobs", status), lambda: self.store.trial_jobs_json(status))
 
     async def get_trial_job(self, id: str, **_: Any) -> dict:

@@ -1,5 +1,7 @@
-// Plotly charts. plotly.js is the bundle shipped by the `plotly` Python package, served by the
-// manager at static/vendor/plotly.min.js (no CDN). Every chart takes compact arrays.
+// Plotly charts. plotly.js is a partial bundle with only the traces drawn here (scatter,
+// scattergl, bar, parcoords), shipped in static/vendor/ (no CDN). It is loaded after the page's
+// table and numbers are on screen (pageInteractive()), so they never wait for it.
+// Every chart takes compact arrays.
 import { plottable, defaultOf } from './model.js';
 import { formatNumber, formatValue, el } from './ui.js';
 import { TRIAL_STATUS } from './constants.js';
@@ -30,24 +32,37 @@ function axis(title, extra = {}) {
   return { title: { text: title, standoff: 8 }, gridcolor: COLORS.grid, zerolinecolor: COLORS.grid, automargin: true, ...extra };
 }
 
+/** Above this many points a chart is drawn with WebGL (scattergl) and without per-point hover text. */
+export const BIG_CHART = 3000;
+
+/** The plotly.js bundle (see packages/webui-server/plotly-bundle/build.sh). */
+export const PLOTLY_BUNDLE = 'static/vendor/plotly-nni-4.1.1.min.js';
+
 let plotlyPromise = null;
+let releaseCharts;
+const interactive = new Promise((resolve) => { releaseCharts = resolve; });
+
+/** Called once the page is interactive: from then on, charts load plotly.js and draw. */
+export function pageInteractive() {
+  releaseCharts();
+}
 
 /**
- * Resolves with window.Plotly. The 4.8 MB bundle is loaded on first use, after the page's
- * data and table, so a page is usable before the charts are.
+ * Resolves with window.Plotly. The bundle is requested once the page is interactive (the
+ * table and numbers first), then compiled off the main thread (an async script).
  */
 export function plotlyReady() {
   if (window.Plotly) return Promise.resolve(window.Plotly);
   if (!plotlyPromise) {
-    plotlyPromise = new Promise((resolve, reject) => {
+    plotlyPromise = interactive.then(() => new Promise((resolve, reject) => {
       const script = document.createElement('script');
       script.id = 'plotly-script';
-      script.src = 'static/vendor/plotly.min.js';
+      script.src = PLOTLY_BUNDLE;
       script.async = true;
       script.onload = () => resolve(window.Plotly);
-      script.onerror = () => { plotlyPromise = null; reject(new Error('could not load plotly.js (is the plotly package installed?)')); };
+      script.onerror = () => { plotlyPromise = null; reject(new Error(`could not load plotly.js (${PLOTLY_BUNDLE})`)); };
       document.head.append(script);
-    });
+    }));
   }
   return plotlyPromise;
 }
@@ -90,18 +105,23 @@ export function finalValue(t, key) {
  * With `bestCurve` the best-so-far line (by optimize mode) is drawn on top.
  */
 export async function metricScatter(node, trials, { mode = 'maximize', bestCurve = false, key = 'default', height = 380 } = {}) {
-  const xs = [], ys = [], text = [], ids = [];
+  await interactive; // the traces of 100,000 trials take a while to build: after the table
+  const xs = [], ys = [], ids = [], shown = [];
   for (const t of trials) {
     const v = finalValue(t, key);
     if (v === undefined) continue;
-    xs.push(t.seq); ys.push(v); ids.push(t.id);
-    text.push(`<b>Trial ${t.seq}</b> (${t.id})<br>${key}: ${formatNumber(v)}<br>${paramsHover(t)}`);
+    xs.push(t.seq); ys.push(v); ids.push(t.id); shown.push(t);
   }
   if (!xs.length) return emptyChart(node, 'No trial has reported a numeric final result yet.');
-  const big = xs.length > 3000;
+  const big = xs.length > BIG_CHART;
+  // Hover text with each trial's parameters, except on big charts: 100,000 such strings take
+  // seconds to build (the trial's row in the table has them).
+  const text = big ? undefined
+    : shown.map((t, i) => `<b>Trial ${t.seq}</b> (${t.id})<br>${key}: ${formatNumber(ys[i])}<br>${paramsHover(t)}`);
   const traces = [{
-    type: big ? 'scattergl' : 'scatter', mode: 'markers', x: xs, y: ys, text, customdata: ids,
-    hovertemplate: '%{text}<extra></extra>', name: 'Trials',
+    type: big ? 'scattergl' : 'scatter', mode: 'markers', x: xs, y: ys, customdata: ids, name: 'Trials',
+    ...(big ? { hovertemplate: `<b>Trial %{x}</b> (%{customdata})<br>${key}: %{y}<extra></extra>` }
+      : { text, hovertemplate: '%{text}<extra></extra>' }),
     marker: { color: COLORS.primary, size: big ? 4 : 8, opacity: 0.8, line: { width: 0 } },
   }];
   if (bestCurve) {
@@ -122,6 +142,7 @@ export async function metricScatter(node, trials, { mode = 'maximize', bestCurve
 
 /** Top-N trials chart of the overview: ranks on x, metric on y. */
 export async function topTrialsChart(node, trials, { height = 320 } = {}) {
+  await interactive; // the traces of 100,000 trials take a while to build: after the table
   if (!trials.length) return emptyChart(node, 'No trial has reported a numeric final result yet.');
   await draw(node, [{
     type: 'scatter', mode: 'markers+lines', x: trials.map((t) => `#${t.seq}`), y: trials.map((t) => t.finalDefault),
@@ -141,6 +162,7 @@ function isLogType(type) {
  * for a trial (nested spaces) sits on an "n/a" tick below the axis range.
  */
 export async function parallelCoordinates(node, trials, space, axes, { key = 'default', mode = 'maximize', height = 440 } = {}) {
+  await interactive; // the traces of 100,000 trials take a while to build: after the table
   const rows = trials.filter((t) => finalValue(t, key) !== undefined && t.params);
   if (!rows.length) return emptyChart(node, 'No trial with parameters and a numeric final result yet.');
   if (!axes.length) return emptyChart(node, 'Choose at least one parameter axis.');
@@ -165,7 +187,8 @@ export async function parallelCoordinates(node, trials, space, axes, { key = 'de
     const log = isLogType(spec.type) && values.every((v) => v === undefined || v > 0);
     const mapped = values.map((v) => (v === undefined ? undefined : log ? Math.log10(v) : v));
     const present = mapped.filter((v) => v !== undefined);
-    let lo = Math.min(...present), hi = Math.max(...present);
+    let lo = Infinity, hi = -Infinity; // no Math.min(...values): 100,000 arguments overflow the stack
+    for (const v of present) { if (v < lo) lo = v; if (v > hi) hi = v; }
     if (Array.isArray(spec.values) && spec.values.length >= 2 && typeof spec.values[0] === 'number') {
       const a = log ? Math.log10(spec.values[0]) : spec.values[0];
       const b = log ? Math.log10(spec.values[1]) : spec.values[1];
@@ -196,8 +219,18 @@ export async function parallelCoordinates(node, trials, space, axes, { key = 'de
 
 /** Horizontal bars of trial durations (running trials count up to now). */
 export async function durationBars(node, trials, { height } = {}) {
+  await interactive; // the traces of 100,000 trials take a while to build: after the table
   const rows = trials.filter((t) => t.duration !== null && t.duration !== undefined);
   if (!rows.length) return emptyChart(node, 'No trial has started yet.');
+  if (rows.length > BIG_CHART) {
+    // 100,000 SVG bars freeze the page: one WebGL point per trial at the end of its bar instead
+    await draw(node, [{
+      type: 'scattergl', mode: 'markers', x: rows.map((t) => t.duration), y: rows.map((t) => t.seq),
+      marker: { color: rows.map((t) => COLORS.status[t.status] || COLORS.muted), size: 3 },
+      hovertemplate: 'Trial %{y}: %{x:.1f} s<extra></extra>',
+    }], baseLayout({ height: height || 520, xaxis: axis('Duration (s)', { rangemode: 'tozero' }), yaxis: axis('Trial No.', { autorange: 'reversed' }) }));
+    return;
+  }
   const h = height || Math.min(Math.max(260, rows.length * 16 + 80), 620);
   await draw(node, [{
     type: 'bar', orientation: 'h', y: rows.map((t) => t.seq), x: rows.map((t) => t.duration),
@@ -215,6 +248,7 @@ export async function durationBars(node, trials, { height } = {}) {
  * Filter: keep trials whose value at intermediate #`index` (1-based) lies in [min, max].
  */
 export async function intermediateLines(node, series, { key = 'default', height = 400 } = {}) {
+  await interactive; // the traces of 100,000 trials take a while to build: after the table
   const traces = [];
   for (const { trial, points } of series) {
     const xs = [], ys = [];

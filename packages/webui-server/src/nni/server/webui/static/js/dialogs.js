@@ -7,7 +7,7 @@ import {
   formatDuration, formatValue, statusBadge, toPython,
 } from './ui.js';
 import { intermediateLines } from './charts.js';
-import { parseMetric } from './model.js';
+import { parseMetric, trialDetails } from './model.js';
 
 export function showSearchSpace(model) {
   const text = JSON.stringify(model.searchSpace, null, 2);
@@ -69,7 +69,8 @@ export function showLogs(initial = 'nnimanager.log') {
 
 /** Everything of the experiment in one JSON: profile, trials, intermediate metrics. */
 async function buildSummary(model) {
-  const metrics = await api.call('get_metric_data');
+  // NNI's trial records (the page itself keeps a compact form of them)
+  const [jobs, metrics] = await Promise.all([api.call('list_trial_jobs'), api.call('get_metric_data')]);
   const byTrial = new Map();
   for (const m of metrics) {
     if (!byTrial.has(m.trialJobId)) byTrial.set(m.trialJobId, []);
@@ -78,9 +79,9 @@ async function buildSummary(model) {
   return {
     experimentParameters: model.profile,
     status: model.status,
-    trialMessage: model.trials.map((t) => ({
-      ...t.raw,
-      intermediate: (byTrial.get(t.id) || []).filter((m) => m.type === 'PERIODICAL')
+    trialMessage: jobs.map((job) => ({
+      ...job,
+      intermediate: (byTrial.get(job.trialJobId) || []).filter((m) => m.type === 'PERIODICAL')
         .sort((a, b) => a.sequence - b.sequence).map((m) => parseMetric(m.data)),
     })),
   };
@@ -161,7 +162,8 @@ function inputFor(name, spec, value) {
 }
 
 /** Edit a trial's parameters (or the search space's first values) and submit a new trial. */
-export function showCustomizeTrial(model, trial, onDone) {
+export async function showCustomizeTrial(model, trial, onDone) {
+  if (trial) await trialDetails(trial).catch(() => {}); // its parameters prefill the form
   const space = model.standardSpace === false ? {} : (model.searchSpace || {});
   const base = trial?.params || {};
   const names = [...new Set([...Object.keys(space), ...Object.keys(base)])];
@@ -208,7 +210,13 @@ export function showCustomizeTrial(model, trial, onDone) {
   });
 }
 
-export function copyAsPython(trial) {
+export async function copyAsPython(trial) {
+  try {
+    await trialDetails(trial);
+  } catch (err) {
+    toast(err.message, 'error');
+    return;
+  }
   copyText(toPython(trial.params || {}), 'Parameters copied as Python');
 }
 

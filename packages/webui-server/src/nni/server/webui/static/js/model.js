@@ -32,10 +32,10 @@ export function plottable(v) {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
-function parseParameters(hyperParameters) {
-  if (!hyperParameters || !hyperParameters.length) return { params: null, source: null, parameterId: null };
-  const last = hyperParameters[hyperParameters.length - 1];
-  let parsed = typeof last === 'string' ? parseMetric(last) : last;
+/** A trial's parameter record (the dispatcher's, as text or already parsed) → its parts. */
+function parseParameters(record) {
+  if (record === null || record === undefined || record === '') return { params: null, source: null, parameterId: null };
+  const parsed = typeof record === 'string' ? parseMetric(record) : record;
   if (parsed && typeof parsed === 'object' && 'parameters' in parsed) {
     return { params: parsed.parameters, source: parsed.parameter_source || null, parameterId: parsed.parameter_id };
   }
@@ -99,6 +99,66 @@ export function flattenSearchSpace(space, prefix = '', out = {}) {
   return out;
 }
 
+/** Resolves with trial `t` once its details are loaded (fetched alone if loadDetails has not got to it). */
+export async function trialDetails(t) {
+  if (!t.details) {
+    const job = await api.call('get_trial_job', { params: { id: t.id } });
+    const dir = (job.logPath || '').replace(/^file:\/\/localhost:/, '');
+    t.setDetails({ record: (job.hyperParameters || []).at(-1) ?? null, workdir: job.logPath ? dir : '' });
+  }
+  return t;
+}
+
+/** One trial as the pages read it (built by ExperimentModel.applyTable). */
+class Trial {
+  /** From column `i` of the trial list (see ExperimentModel.applyTable). */
+  constructor(c, i) {
+    const finalRaw = c.finalData[i];
+    const latestRaw = c.latestData[i];
+    const latestSeq = c.latestSequence[i];
+    this.id = c.trialJobId[i];
+    this.seq = c.sequenceId[i];
+    this.status = c.status[i];
+    this.startTime = c.startTime[i] || null;
+    this.endTime = c.endTime[i] || null;
+    this.message = c.message[i] || '';
+    this.platform = c.platform[i] || '';
+    this.final = finalRaw === null || finalRaw === undefined ? undefined : parseMetric(finalRaw);
+    this.finalDefault = defaultOf(this.final);
+    this.latest = latestRaw === null || latestRaw === undefined ? undefined : parseMetric(latestRaw);
+    this.latestDefault = defaultOf(this.latest);
+    this.latestSequence = latestSeq;
+    this.intermediateCount = latestSeq === null || latestSeq === undefined ? 0 : latestSeq + 1;
+    this.duration = null;
+    this._flat = null;
+    // Loaded after the table is shown (ExperimentModel.loadDetails): until then params is
+    // undefined (null: the trial has none), logPath and stderrPath ''.
+    this.details = null;
+    this.params = undefined;
+    this.source = null;
+    this.parameterId = null;
+    this.logPath = '';
+    this.stderrPath = '';
+  }
+
+  /** Set the parameter record and working directory (`details`: {record, workdir}). */
+  setDetails(details) {
+    if (!details) return;
+    const { params, source, parameterId } = parseParameters(details.record);
+    Object.assign(this, { details, params, source, parameterId, _flat: null });
+    const dir = details.workdir;
+    this.logPath = dir ? `file://localhost:${dir}` : '';
+    this.stderrPath = this.status === 'FAILED' && dir ? `file://localhost:${dir}/stderr` : '';
+  }
+
+  /** Parameters flattened to "a/b" keys, on first read: the table and the default-metric chart
+   * of 100,000 trials need none, the hyper-parameter chart all. */
+  get flatParams() {
+    if (this._flat === null) this._flat = flattenParams(this.params);
+    return this._flat;
+  }
+}
+
 export class ExperimentModel {
   constructor() {
     this.profile = null;
@@ -113,6 +173,9 @@ export class ExperimentModel {
     this.listeners = new Set();
     this.intermediate = new Map(); // trialJobId -> [{seq, value}], finished trials cached
     this.revision = 0;
+    this.detailsRevision = 0;
+    this.trialsRevision = 0;     // +1 when a poll changed some trial
+    this.detailsLoading = null;
     this.loaded = false;
   }
 
@@ -149,18 +212,20 @@ export class ExperimentModel {
   /** Poll every source once; on failure keep the last data and remember the error. */
   async refresh() {
     try {
-      const [status, profile, jobs, latest, version] = await Promise.all([
+      // The trial list in its compact column-wise form (GET trial-jobs?format=columns): every
+      // trial with its last final and intermediate result, a fifth of NNI's list plus
+      // metric-data-latest, parsed by one JSON.parse.
+      const [status, profile, table, version] = await Promise.all([
         api.call('get_status'),
         api.call('get_experiment_profile'),
-        api.call('list_trial_jobs'),
-        api.call('get_metric_data_latest').catch(() => []),
+        api.call('list_trial_jobs', { query: { format: 'columns' } }),
         this.version === null ? api.call('get_version').catch(() => 'unknown') : this.version,
       ]);
       this.version = version;
       this.status = status;
       this.profile = profile;
       this.applySearchSpace(profile?.params?.searchSpace);
-      this.applyTrials(jobs || [], latest || []);
+      this.applyTable(table);
       this.error = null;
       this.loaded = true;
     } catch (err) {
@@ -180,61 +245,74 @@ export class ExperimentModel {
     this.flatSpace = this.standardSpace ? flattenSearchSpace(this.searchSpace) : {};
   }
 
-  applyTrials(jobs, latestMetrics) {
-    const latestById = new Map();
-    for (const m of latestMetrics) {
-      if (m.type === 'PERIODICAL') latestById.set(m.trialJobId, m);
-    }
+  /** Build the trial records from the column-wise trial list; unchanged trials keep their record. */
+  applyTable(table) {
+    const c = table?.columns || {};
+    const n = (c.trialJobId || []).length;
     const old = this.byId;
-    const trials = new Array(jobs.length);
+    const trials = new Array(n);
     const now = Date.now();
-    for (let i = 0; i < jobs.length; i++) {
-      const job = jobs[i];
-      const latest = latestById.get(job.trialJobId);
-      const finalRaw = job.finalMetricData && job.finalMetricData.length ? job.finalMetricData[job.finalMetricData.length - 1].data : undefined;
-      const prev = old.get(job.trialJobId);
-      const key = `${job.status}|${job.platform || ''}|${job.endTime}|${finalRaw}|${latest ? latest.sequence + ':' + latest.data : ''}|${(job.hyperParameters || []).length}`;
+    let changed = n === this.trials.length ? 0 : 1;
+    for (let i = 0; i < n; i++) {
+      const id = c.trialJobId[i];
+      const status = c.status[i];
+      const finalRaw = c.finalData[i] ?? undefined;
+      const latestSeq = c.latestSequence[i];
+      const prev = old.size ? old.get(id) : undefined;
       let t;
-      if (prev && prev.key === key) {
+      // Unchanged (compared field by field, no string built: 100,000 trials a poll): a final result
+      // is reported once, the latest intermediate one grows with its sequence.
+      if (prev && prev.status === status && prev.endTime === (c.endTime[i] || null) && prev.message === (c.message[i] || '')
+          && prev.platform === (c.platform[i] || '') && (prev.final === undefined) === (finalRaw === undefined)
+          && prev.latestSequence === latestSeq) {
         t = prev;
       } else {
-        const { params, source, parameterId } = parseParameters(job.hyperParameters);
-        const final = finalRaw === undefined ? undefined : parseMetric(finalRaw);
-        const latestValue = latest ? parseMetric(latest.data) : undefined;
-        t = {
-          key,
-          id: job.trialJobId,
-          seq: job.sequenceId,
-          status: job.status,
-          startTime: job.startTime || null,
-          endTime: job.endTime || null,
-          message: job.message || '',
-          params,
-          flatParams: flattenParams(params),
-          source,
-          parameterId,
-          final,
-          finalDefault: defaultOf(final),
-          latest: latestValue,
-          latestDefault: defaultOf(latestValue),
-          intermediateCount: latest ? latest.sequence + 1 : 0,
-          logPath: job.logPath || '',
-          stderrPath: job.stderrPath || '',
-          platform: job.platform || '',
-          raw: job,
-        };
+        changed++;
+        t = new Trial(c, i);
+        if (prev) t.setDetails(prev.details);
       }
       t.duration = t.startTime ? ((t.endTime || (isFinished(t.status) ? t.startTime : now)) - t.startTime) / 1000 : null;
       trials[i] = t;
     }
-    trials.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
-    this.trials = trials;
-    this.byId = new Map(trials.map((t) => [t.id, t]));
+    if (changed) this.trialsRevision++;
+    this.trials = trials; // in sequence order (the server's)
+    const byId = new Map();
+    for (const t of trials) byId.set(t.id, t);
+    this.byId = byId;
     for (const id of this.intermediate.keys()) {
       const t = this.byId.get(id);
       if (!t || !isFinished(t.status)) this.intermediate.delete(id);
     }
   }
+
+  /** True while some trial's parameters are not loaded yet (see loadDetails). */
+  get detailsPending() {
+    return this.trials.some((t) => !t.details);
+  }
+
+  /**
+   * Load the parameters and directories of the trials that lack them (new trials: the list is
+   * in sequence order and only grows at its end). Resolves true when something was added.
+   */
+  async loadDetails() {
+    if (this.detailsLoading) return this.detailsLoading;
+    this.detailsLoading = (async () => {
+      let offset = 0;
+      while (offset < this.trials.length && this.trials[offset].details) offset++;
+      if (offset >= this.trials.length) return false;
+      const answer = await api.call('list_trial_jobs', { query: { format: 'details', offset } });
+      const c = answer?.columns || {};
+      const ids = c.trialJobId || [];
+      for (let i = 0; i < ids.length; i++) {
+        const t = this.byId.get(ids[i]);
+        if (t) t.setDetails({ record: c.hyperParameter[i], workdir: c.workingDirectory[i] });
+      }
+      this.detailsRevision++;
+      return ids.length > 0;
+    })().finally(() => { this.detailsLoading = null; });
+    return this.detailsLoading;
+  }
+
 
   /** Metric value used for ranking: final default metric, else none. */
   metricOf(trial) {
@@ -261,12 +339,15 @@ export class ExperimentModel {
 
   /** Keys of dict-valued final metrics (besides `default`), in first-seen order. */
   metricKeys() {
+    if (this.metricKeysOf === this.trials) return this.metricKeysCache; // once per poll, not per column
     const keys = new Set();
     for (const t of this.trials) {
       const v = t.final;
       if (v && typeof v === 'object' && !Array.isArray(v)) for (const k of Object.keys(v)) if (k !== 'default') keys.add(k);
     }
-    return [...keys];
+    this.metricKeysOf = this.trials;
+    this.metricKeysCache = [...keys];
+    return this.metricKeysCache;
   }
 
   /** Intermediate results of the given trials; finished trials are fetched once. */

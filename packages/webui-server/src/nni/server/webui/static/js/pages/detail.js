@@ -2,11 +2,12 @@
 // intermediate results) above the trial table.
 import { icon } from '../icons.js';
 import { el, fill, clear, formatValue } from '../ui.js';
-import { metricScatter, parallelCoordinates, durationBars, intermediateLines, intermediateFilter, finalValue, purge } from '../charts.js';
+import { BIG_CHART, metricScatter, parallelCoordinates, durationBars, intermediateLines, intermediateFilter, finalValue, purge } from '../charts.js';
 import { TrialTable } from './trial-table.js';
-import { isFinished } from '../model.js';
 
 const INTERMEDIATE_LIMIT = 300;
+/** The most lines the hyper-parameter chart draws (the best ones by the chosen metric). */
+const PARCOORDS_LIMIT = 2000;
 
 export class DetailPage {
   constructor(ctx) {
@@ -62,7 +63,10 @@ export class DetailPage {
   renderCharts(model, force) {
     for (const b of this.tabBar.children) b.classList.toggle('active', b.dataset.tab === this.tab);
     // Redraw only when the data the chart shows changed (polls with no news cost nothing).
-    const dataKey = `${this.tab}|${model.trials.length}|${model.trials.reduce((n, t) => n + (isFinished(t.status) ? 1 : 0), 0)}|${model.trials.map((t) => t.key.length).reduce((a, b) => a + b, 0)}`;
+    // The trials' parameters (loaded after the table) matter to the hyper-parameter chart and the
+    // hover text of a small default-metric chart.
+    const usesParams = this.tab === 'hyper' || (this.tab === 'metric' && model.trials.length <= BIG_CHART);
+    const dataKey = `${this.tab}|${usesParams ? model.detailsRevision : ''}|${model.trialsRevision}`;
     if (!force && dataKey === this.lastChartKey && this.tab !== 'duration') return;
     this.lastChartKey = dataKey;
     const mode = this.mode || model.optimizeMode;
@@ -92,11 +96,17 @@ export class DetailPage {
           [100, 80, 50, 20, 10, 5].map((p) => el('option', { value: p, selected: p === this.topPercent }, p === 100 ? 'all trials' : `${p}%`)))),
         axisMenu, el('span.muted.hint', 'Drag an axis title to reorder; drag along an axis to filter.'));
       let rows = model.trials.filter((t) => finalValue(t, this.metricKey) !== undefined);
-      if (this.topPercent < 100) {
+      const wanted = this.topPercent < 100 ? Math.max(1, Math.ceil((rows.length * this.topPercent) / 100)) : rows.length;
+      // Parallel coordinates of 100,000 lines take minutes to draw (WebGL without a GPU): the best
+      // PARCOORDS_LIMIT of the chosen trials, said so in the hint.
+      const shown = Math.min(wanted, PARCOORDS_LIMIT);
+      if (shown < rows.length) {
         const sign = mode === 'minimize' ? 1 : -1;
-        rows = rows.slice().sort((a, b) => sign * (finalValue(a, this.metricKey) - finalValue(b, this.metricKey)))
-          .slice(0, Math.max(1, Math.ceil((rows.length * this.topPercent) / 100)));
+        rows = rows.slice().sort((a, b) => sign * (finalValue(a, this.metricKey) - finalValue(b, this.metricKey))).slice(0, shown);
       }
+      this.controls.querySelector('.hint').textContent = shown < wanted
+        ? `Showing the best ${PARCOORDS_LIMIT} of ${wanted} trials. Drag an axis title to reorder; drag along an axis to filter.`
+        : 'Drag an axis title to reorder; drag along an axis to filter.';
       return parallelCoordinates(this.chart, rows, model.flatSpace, axes, { key: this.metricKey, mode });
     } else if (this.tab === 'duration') {
       fill(this.controls, el('span.muted.hint', 'Bars are coloured by status; running trials grow until they end.'));

@@ -214,8 +214,19 @@ export class OverviewPage {
   topTrials(model) {
     const mode = this.sortMode || model.optimizeMode;
     const sign = mode === 'minimize' ? 1 : -1;
-    return model.trials.filter((t) => model.metricOf(t) !== undefined)
-      .sort((a, b) => sign * (a.finalDefault - b.finalDefault)).slice(0, this.topN);
+    const n = this.topN;
+    // The best n in one pass (n <= 100), not a sort of every trial.
+    const top = [];
+    for (const t of model.trials) {
+      const v = model.metricOf(t);
+      if (v === undefined) continue;
+      if (top.length === n && sign * (v - top[n - 1].finalDefault) >= 0) continue;
+      let i = top.length;
+      while (i > 0 && sign * (v - top[i - 1].finalDefault) < 0) i--;
+      top.splice(i, 0, t);
+      if (top.length > n) top.pop();
+    }
+    return top;
   }
 
   renderTop(model) {

@@ -9,9 +9,14 @@ import {
 } from '../ui.js';
 import { intermediateLines } from '../charts.js';
 import { showTrialFile, showCustomizeTrial, copyAsPython, showCompare, showTensorboard } from '../dialogs.js';
-import { isFinished } from '../model.js';
+import { isFinished, trialDetails } from '../model.js';
 
 export function paramsView(trial) {
+  if (!trial.details) { // not loaded yet: this trial's alone
+    const holder = el('div.params-view', el('div.loading', 'Loading parameters…'));
+    trialDetails(trial).then((t) => holder.replaceWith(paramsView(t)), (err) => fill(holder, el('div.chart-empty', err.message)));
+    return holder;
+  }
   const text = JSON.stringify(trial.params ?? {}, null, 2);
   return el('div.params-view',
     el('div.code-tools',
@@ -126,6 +131,8 @@ export class TrialTable {
     }
     const col = this.columns(model).find((c) => c.id === this.sort.key) || BASE_COLUMNS[0];
     const dir = this.sort.dir;
+    // model.trials is in sequence order and filters keep it: no sort of 100,000 rows for the default
+    if (col.id === 'seq') return dir > 0 ? (rows === model.trials ? rows.slice() : rows) : rows.slice().reverse();
     rows = rows.slice().sort((a, b) => {
       const av = col.value(a), bv = col.value(b);
       const missing = (v) => v === undefined || v === null || (typeof v === 'number' && Number.isNaN(v));
