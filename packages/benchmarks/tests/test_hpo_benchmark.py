@@ -455,3 +455,31 @@ def test_registered_name_with_class_args_builds_its_tuner():
     assert runner.name == 'Evolution:{"population_size": 7}'
     tuner = runner.make_tuner(seed=1)
     assert type(tuner).__name__ == "EvolutionTuner" and tuner.population_size == 7
+
+
+def test_compare_runs_says_which_side_is_better_only_when_the_interval_excludes_zero():
+    from nni.hpo_benchmark.benchmark import compare_runs
+
+    clear = compare_runs([1.0, 1.1, 0.9, 1.05, 0.95] * 4, [2.0, 2.1, 1.9, 2.05, 1.95] * 4)
+    assert clear["verdict"] == "a" and clear["diff"] == -1.0 and clear["p_a_better"] == 1.0 and clear["ci"][1] < 0
+    worse = compare_runs([2.0, 2.1, 1.9] * 5, [1.0, 1.1, 0.9] * 5)
+    assert worse["verdict"] == "b" and worse["p_a_better"] == 0.0
+    same = compare_runs([1.0, 3.0, 2.0, 5.0, 4.0] * 3, [2.0, 1.0, 5.0, 3.0, 4.0] * 3)
+    assert same["verdict"] == "tie" and same["ci"][0] <= 0 <= same["ci"][1] and same["p_a_better"] == 0.5
+
+
+def test_report_compares_tpe_with_optuna_seed_by_seed():
+    from nni.hpo_benchmark.benchmark import markdown_table
+
+    runs = {"TPE": [{"best_so_far": [3.0, 1.0]} for _ in range(5)],
+            "optuna-tpe": [{"best_so_far": [3.0, 2.0 + i / 10]} for i in range(5)]}
+    report = {"meta": {"checkpoints": [1, 2], "seeds": 5, "date": "today", "latency_obs": []},
+              "tuners": ["TPE", "optuna-tpe"], "tasks": {"t": {"optimum": None}},
+              "summary": {"t": {n: {str(c): {"median": rs[0]["best_so_far"][c - 1], "q1": 0, "q3": 0} for c in (1, 2)}
+                                | {"tuner_ms_per_trial": 1.0} for n, rs in runs.items()}},
+              "ranks": {"TPE": 1.0, "optuna-tpe": 2.0}, "runs": {"t": runs}}
+    text = markdown_table(report)
+    assert "TPE against optuna-tpe, seed by seed" in text
+    row = next(line for line in text.splitlines() if line.startswith("| t | 0 "))
+    assert row.endswith("**TPE** |") and "P=0.50" in row and "P=1.00" in row
+    assert "| **wins / ties / losses** | 0 / 1 / 0 | 1 / 0 / 0 |" in text

@@ -41,7 +41,7 @@ class BenchmarkConfig:
     tuners: Sequence[str | Runner]
     seeds: int = 10
     trials: int = 100
-    checkpoints: Sequence[int] = (20, 50, 100)
+    checkpoints: Sequence[int] = (25, 50, 100)
     latency_obs: Sequence[int] = (100, 1000)
     latency_repeats: int = 5
     workers: int = 2
@@ -320,6 +320,8 @@ def markdown_table(report: dict) -> str:
             wins = sum(per[a][final]["median"] < per[b][final]["median"] for per in both)
             cells.append("-" if a == b else (f"{wins}/{len(both)}" if both else "n/a"))
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    for a, b in _compared_pairs(tuners):
+        lines += ["", *pairwise_table(report, a, b)]
     obs = report["meta"]["latency_obs"]
     if obs:
         lines += ["", "Suggestion latency in ms (one suggestion after N observations; "
@@ -332,6 +334,57 @@ def markdown_table(report: dict) -> str:
                 cells.append(f"{np.median(ms):.2f} [{min(ms):.2f}, {max(ms):.2f}]" if ms else "n/a")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+#: Pairs compared seed by seed in the report, when both tuners ran: our TPE against the peers' TPEs.
+COMPARED_PAIRS = (("TPE", "optuna-tpe"), ("TPE", "hyperopt-tpe"))
+
+
+def _compared_pairs(tuners: Sequence[str]) -> list[tuple[str, str]]:
+    return [(a, b) for a, b in COMPARED_PAIRS if a in tuners and b in tuners]
+
+
+def compare_runs(a: Sequence[float], b: Sequence[float], resamples: int = 4000, seed: int = 0) -> dict:
+    """Is ``a`` (best-so-far values over seeds, lower is better) better than ``b``?
+
+    ``diff``: median(a) - median(b); ``ci``: its 95 % bootstrap interval; ``p_a_better``: the
+    probability that a random run of ``a`` ends lower than one of ``b`` (ties count half; the
+    Mann-Whitney statistic); ``verdict``: which side the interval excludes 0 for, else ``"tie"``.
+    """
+    rng = np.random.default_rng(seed)
+    a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diffs = (np.median(rng.choice(a_arr, (resamples, len(a_arr))), axis=1)
+             - np.median(rng.choice(b_arr, (resamples, len(b_arr))), axis=1))
+    lo, hi = np.quantile(diffs, [0.025, 0.975])
+    wins = (a_arr[:, None] < b_arr[None, :]).mean() + 0.5 * (a_arr[:, None] == b_arr[None, :]).mean()
+    verdict = "a" if hi < 0 else ("b" if lo > 0 else "tie")
+    return {"diff": float(np.median(a_arr) - np.median(b_arr)), "ci": [float(lo), float(hi)],
+            "p_a_better": float(wins), "verdict": verdict}
+
+
+def pairwise_table(report: dict, a: str, b: str) -> list[str]:
+    """Markdown lines comparing tuners ``a`` and ``b`` task by task at every checkpoint."""
+    checkpoints = report["meta"]["checkpoints"]
+    lines = [f"{a} against {b}, seed by seed: median({a}) - median({b}) (lower: {a} better) with its 95 % "
+             f"bootstrap interval, and P({a} better) for a random pair of runs; a side wins only when the "
+             "interval excludes 0:", "",
+             "| task | " + " | ".join(f"@{c}" for c in checkpoints) + " |", "|---|" + "---|" * len(checkpoints)]
+    tally = {c: {"a": 0, "b": 0, "tie": 0} for c in checkpoints}
+    for task_name, per_tuner in report["runs"].items():
+        if not per_tuner.get(a) or not per_tuner.get(b):
+            continue
+        cells = []
+        for c in checkpoints:
+            res = compare_runs([r["best_so_far"][c - 1] for r in per_tuner[a]],
+                               [r["best_so_far"][c - 1] for r in per_tuner[b]])
+            tally[c][res["verdict"]] += 1
+            mark = {"a": f" **{a}**", "b": f" **{b}**", "tie": ""}[res["verdict"]]
+            cells.append(f"{_fmt(res['diff'])} [{_fmt(res['ci'][0])}, {_fmt(res['ci'][1])}] "
+                         f"P={res['p_a_better']:.2f}{mark}")
+        lines.append(f"| {task_name} | " + " | ".join(cells) + " |")
+    lines.append("| **wins / ties / losses** | " + " | ".join(
+        f"{t['a']} / {t['tie']} / {t['b']}" for t in (tally[c] for c in checkpoints)) + " |")
+    return lines
 
 
 def load_report(path: str | os.PathLike) -> dict:
