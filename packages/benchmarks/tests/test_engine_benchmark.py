@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from nni.engine_benchmark import bench_overhead, bench_store
+from nni.engine_benchmark import bench_overhead, bench_store, bench_throughput
 
 
 def test_store_benchmark_small():
@@ -17,3 +17,18 @@ def test_overhead_benchmark_small(tmp_path, monkeypatch):
     monkeypatch.setenv("NNI_EXPERIMENTS_DIR", str(tmp_path))
     r = bench_overhead(trials=5)
     assert r["done"] is True and r["trials"] == 5 and r["per_trial_ms"] > 0
+
+
+@pytest.mark.slow
+def test_throughput_benchmark_keeps_per_trial_cost_near_the_spawn_floor(tmp_path, monkeypatch):
+    """Regression check of issue 21's throughput target, in CPU time (a busy CI machine moves wall
+    time far more than CPU time): 150 instant trials through Experiment.run() against 150 bare
+    ``python -c 'import nni'`` spawns of the same run. The manager's and dispatcher's start-up
+    (~1.5 s of CPU, aiohttp / numpy / peewee imports) weighs ~10 ms a trial at this size, so the
+    ratio is ~1.8 where the 1,000-trial benchmark gives ~1.45; a per-trial cost growing back (the
+    trial API's `import json` alone was +20 ms a trial) crosses 2.3."""
+    monkeypatch.setenv("NNI_EXPERIMENTS_DIR", str(tmp_path))
+    r = bench_throughput(trials=150, concurrency=4)
+    assert r["done"] is True and r["trials"] == 150
+    assert r["floor_cpu_ms_per_spawn"] > 0 and r["spawn_floor_s"] > 0
+    assert r["cpu_ratio"] <= 2.3, r

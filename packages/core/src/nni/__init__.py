@@ -53,9 +53,10 @@ def __getattr__(name: str):
         return core_version()
     target = _LAZY.get(name)
     if target is not None:
-        import importlib
-
-        value = getattr(importlib.import_module(target[0]), target[1])
+        # __import__ + sys.modules rather than importlib.import_module: `import importlib`
+        # costs a trial process a few ms
+        __import__(target[0])
+        value = getattr(_sys.modules[target[0]], target[1])
         globals()[name] = value
         return value
     raise AttributeError(f"module 'nni' has no attribute {name!r}")

@@ -247,4 +247,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from nni.runtime.process_exit import exit_now
+
+    exit_now(main())  # no module teardown (numpy's): the manager waits for this exit

@@ -151,6 +151,99 @@ def bench_overhead(trials: int = 200) -> dict:
     }
 
 
+def _cpu_children() -> float:
+    """CPU seconds (user + system) of this process's reaped children and their reaped children."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _cpu_self() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def spawn_floor_seconds(n: int, concurrency: int) -> float:
+    """Wall time of ``n`` bare ``python -c 'import nni'`` processes, ``concurrency`` at a time:
+    the floor of any engine that starts one Python process per trial."""
+    env = dict(os.environ)
+    t0 = time.perf_counter()
+    running: set[int] = set()
+    started = 0
+    while started < n or running:
+        while started < n and len(running) < concurrency:
+            # each in its own session, as the local training service starts trials: with the
+            # kernel's autogroup scheduling a session is one scheduling group, so on a busy machine
+            # 8 spawns sharing one session would get the CPU share of one trial
+            running.add(os.posix_spawn(sys.executable, [sys.executable, "-c", "import nni"], env, setsid=True))
+            started += 1
+        for pid in list(running):  # wait for one of ours (never another child of this process)
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                running.discard(pid)
+        if len(running) >= concurrency or (started >= n and running):
+            time.sleep(0.001)
+    return time.perf_counter() - t0
+
+
+def bench_throughput(trials: int = 1000, concurrency: int = 8) -> dict:
+    """``trials`` instant trials (read parameters, report a final result) at ``concurrency``
+    through ``Experiment.run()``, against the spawn floor measured in the same run (half
+    before, half after, so that a change of machine load hits both alike)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        os.environ.setdefault("NNI_EXPERIMENTS_DIR", str(workdir / "experiments"))
+        c0 = _cpu_children()
+        floor = spawn_floor_seconds(trials // 2, concurrency)
+        floor_cpu = _cpu_children() - c0
+        exp = _experiment(workdir, NOOP_TRIAL, {"x": {"_type": "uniform", "_value": [0, 1]}}, concurrency, trials, "Random")
+        c0, s0 = _cpu_children(), _cpu_self()
+        t0 = time.perf_counter()
+        with _quiet():
+            exp.start(_free_port())
+            t_started = time.perf_counter()
+            while exp.get_status() not in (ExperimentStatus.DONE, ExperimentStatus.ERROR):
+                time.sleep(0.05)
+            ok = exp.get_status() == "DONE"
+            manager_cpu = _cpu_seconds(exp._process.pid)
+            exp.stop()
+        wall = time.perf_counter() - t0
+        # everything the run cost: manager, dispatcher, every trial (bash and Python), and the
+        # status polls of Experiment.run() in this process
+        run_cpu = _cpu_children() - c0 + _cpu_self() - s0
+        c0 = _cpu_children()
+        floor += spawn_floor_seconds(trials - trials // 2, concurrency)
+        floor_cpu += _cpu_children() - c0
+        times = _trial_times(workdir / "experiments" / exp.id / "db" / "nni.sqlite")
+        succeeded = len(times)
+        trials_s = (max(t[2] for t in times) - min(t[0] for t in times)) / 1000
+    return {
+        "benchmark": "throughput",
+        "trials": trials,
+        "concurrency": concurrency,
+        "done": ok and succeeded == trials,
+        # first submit -> last end, from the store: the trials' part of the run
+        "trials_wall_s": round(trials_s, 2),
+        # Experiment.run() from start() to stopped, manager start-up and shutdown included
+        "run_wall_s": round(wall, 2),
+        "startup_s": round(t_started - t0, 2),
+        "spawn_floor_s": round(floor, 2),
+        "ratio": round(trials_s / floor, 3),
+        "run_ratio": round(wall / floor, 3),
+        "target_ratio": 1.3,
+        "manager_cpu_ms_per_trial": None if manager_cpu is None else round(manager_cpu * 1000 / trials, 2),
+        # CPU time, which a busy machine changes far less than wall time: the run (start-up and
+        # shut-down included) per trial against one bare spawn of the floor
+        "cpu_ms_per_trial": round(run_cpu * 1000 / trials, 2),
+        "floor_cpu_ms_per_spawn": round(floor_cpu * 1000 / trials, 2),
+        "cpu_ratio": round(run_cpu / floor_cpu, 3),
+        "cpus": os.cpu_count(),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+
+
 def bench_reference() -> dict:
     """The issue's reference workload through ``Experiment.run()``."""
     with tempfile.TemporaryDirectory() as tmp:

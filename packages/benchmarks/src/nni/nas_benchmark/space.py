@@ -75,14 +75,18 @@ def write_digits(path: str, seed: int = 0, n_train: int = 1200) -> str:
 
 
 def process_start_time() -> float:
-    """When this process started (epoch seconds, from ``/proc``; 10 ms resolution), or ``nan`` off Linux."""
+    """When this process started (epoch seconds, from ``/proc``; 10 ms resolution), or ``nan`` off Linux.
+
+    Counted back from now with ``/proc/uptime``: the boot time in ``/proc/stat`` (``btime``) is
+    whole seconds, which put every start up to 1 s early (a constant ~0.5 s on the machine the
+    benchmark first ran on, billed to "interpreter/imports")."""
     try:
         with open('/proc/self/stat') as f:
             ticks = int(f.read().rsplit(')', 1)[1].split()[19])
-        with open('/proc/stat') as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith('btime'))
-        return boot + ticks / os.sysconf('SC_CLK_TCK')
-    except (OSError, ValueError, IndexError, StopIteration):
+        with open('/proc/uptime') as f:
+            now, uptime = time.time(), float(f.read().split()[0])
+        return now - (uptime - ticks / os.sysconf('SC_CLK_TCK'))
+    except (OSError, ValueError, IndexError):
         return float('nan')
 
 

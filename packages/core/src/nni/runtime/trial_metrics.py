@@ -25,7 +25,8 @@ rest arrives. Over HTTP (:mod:`nni.runtime.platform.http`) the same record dict 
 """
 from __future__ import annotations
 
-import json
+from . import json_lite as json  # json's own C parser / encoder without `import json` (see json_lite)
+
 TYPE_CHECKING = False  # typing is left out: every trial process imports this module
 if TYPE_CHECKING:
     from typing import Any, Iterator

@@ -11,10 +11,10 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from .. import json_lite as json  # json's own C parser without `import json` (see json_lite)
 from ..env_vars import TrialEnv
 from ..trial_metrics import encode_metric_record
 
@@ -34,7 +34,7 @@ def read_parameter_file(path: str) -> list[dict]:
     if tail.strip():  # no newline yet: a line being written, or a file written without one
         try:
             records.append(json.loads(tail))
-        except json.JSONDecodeError:
+        except ValueError:  # json.JSONDecodeError
             pass
     return records
 
