@@ -9,29 +9,15 @@ import argparse
 import json
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from nni.nas_oneshot_benchmark.bench import DigitsSpace, digits_dataset
-from nni.retiarii import fixed_arch
+from nni.nas_oneshot_benchmark.bench import digits_dataset, retrain_model
 
 from search import split
 
 
 def retrain(arch: dict, channels: int, seed: int, epochs: int, samples=None):
     train, test = split(digits_dataset(samples), seed)
-    torch.manual_seed(seed)
-    with fixed_arch(arch):
-        model = DigitsSpace(channels)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
-    loader = DataLoader(train, batch_size=64, shuffle=True)
-    for epoch in range(epochs):
-        model.train()
-        for x, y in loader:
-            optimizer.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            optimizer.step()
-    model.eval()
+    model = retrain_model(arch, train, epochs, channels, seed)  # the benchmark's protocol: SGD, cosine-annealed lr
     with torch.no_grad():
         x, y = test.tensors
         return model, (model(x).argmax(1) == y).float().mean().item()

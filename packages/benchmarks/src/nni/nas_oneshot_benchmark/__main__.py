@@ -1,4 +1,5 @@
-"""``python -m nni.nas_oneshot_benchmark [--repeats N] [--batch-size N] [--channels N] [--unrolled] [--threads N] [--quality]``."""
+"""``python -m nni.nas_oneshot_benchmark [--repeats N] [--batch-size N] [--channels N] [--unrolled] [--threads N]``
+or ``python -m nni.nas_oneshot_benchmark --quality [--seeds 0,1,2] [--threads N]``."""
 from __future__ import annotations
 
 import argparse
@@ -17,12 +18,17 @@ def main() -> None:
     p.add_argument('--unrolled', action='store_true', help='second-order DARTS')
     p.add_argument('--threads', type=int, default=None, help='torch intra-op threads (default: torch default)')
     p.add_argument('--quality', action='store_true',
-                   help='instead: retrain the DARTS architecture and 5 random ones per seed (3 seeds), compare test accuracy')
+                   help='instead: retrain the DARTS architecture and 5 random ones per seed, compare test accuracy')
+    p.add_argument('--seeds', default='0,1,2', help='--quality: comma-separated seeds (default 0,1,2)')
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quality:
-        print(json.dumps(bench_darts_quality()), flush=True)
+        try:
+            seeds = [int(x) for x in args.seeds.split(',')]
+        except ValueError:
+            p.error(f'--seeds: expected comma-separated integers such as 0,1,2, got {args.seeds!r}')
+        print(json.dumps(bench_darts_quality(seeds)), flush=True)
     else:
         print(json.dumps(bench_darts_overhead(args.repeats, args.batch_size, args.unrolled, args.channels)), flush=True)
 
