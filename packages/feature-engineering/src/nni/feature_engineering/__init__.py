@@ -1,8 +1,10 @@
-"""Feature engineering: gradient and GBDT feature selectors.
+"""Feature engineering: the :class:`FeatureSelector` base class of NNI's feature selectors.
 
-Not built yet: importing this module raises :class:`~nni.runtime.distributions.NotBuiltYetError`
-(a ``ModuleNotFoundError``) that names the distribution and the missing feature.
+The built-in selectors live in ``nni.algorithms.feature_engineering``:
+``gradient_selector.FeatureGradientSelector`` (torch) and ``gbdt_selector.GBDTSelector`` (LightGBM).
 """
-from nni.runtime.distributions import NotBuiltYetError
+from __future__ import annotations
 
-raise NotBuiltYetError("nni-fe", "feature engineering (gradient and GBDT feature selectors)", __name__)
+from .feature_selector import FeatureSelector
+
+__all__ = ["FeatureSelector"]
