@@ -130,9 +130,11 @@ def test_export_onnx_is_skipped_outside_a_trial_and_on_exporter_failure(metrics,
     data = classification_data(n=16)
     evaluator = pl.Classification(train_dataloader=pl.DataLoader(data, batch_size=8),
                                   val_dataloaders=pl.DataLoader(data, batch_size=8), max_epochs=1, **QUIET)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # no NNI_OUTPUT_DIR: skipped without a warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         evaluator.evaluate(mlp(3))
+    # no NNI_OUTPUT_DIR: skipped without a warning (Lightning's own, e.g. about `srun` on PATH, may come)
+    assert not [w for w in caught if "export_onnx" in str(w.message) or "onnx" in str(w.message).lower()]
     assert not list(tmp_path.rglob("model.onnx"))
 
     class NoOnnx(torch.nn.Module):  # aten::histc has no ONNX export

@@ -1,7 +1,7 @@
 // The experiment as the web UI sees it: polled from the REST API, parsed once per poll into
 // compact trial records that every page and chart reads. Nothing here touches the DOM.
 import { api, parseJson } from './api.js';
-import { EXPERIMENT_STATUS, FINAL_TRIAL_STATUSES, METRIC_TYPE } from './constants.js';
+import { EXPERIMENT_STATUS, FINAL_TRIAL_STATUSES, METRIC_TYPE, TRIAL_STATUS } from './constants.js';
 
 /** Parse a metric `data` field: NNI stores the trial's JSON-encoded value, itself JSON-encoded. */
 export function parseMetric(data) {
@@ -148,7 +148,7 @@ class Trial {
     Object.assign(this, { details, params, source, parameterId, _flat: null });
     const dir = details.workdir;
     this.logPath = dir ? `file://localhost:${dir}` : '';
-    this.stderrPath = this.status === 'FAILED' && dir ? `file://localhost:${dir}/stderr` : '';
+    this.stderrPath = this.status === TRIAL_STATUS.FAILED && dir ? `file://localhost:${dir}/stderr` : '';
   }
 
   /** Parameters flattened to "a/b" keys, on first read: the table and the default-metric chart
