@@ -69,7 +69,8 @@ def test_improves_over_random():
         evo = strategy.RegularizedEvolution(population_size=8, sample_size=4, cycles=60, mutation_prob=0.2, seed=seed)
         evolved.append(statistics.mean(m.metric for m in search(evo)[-20:]))
         random_.append(statistics.mean(m.metric for m in search(strategy.Random(seed=seed), max_trial_number=60)))
-    assert min(evolved) > max(random_) and statistics.median(evolved) > max(random_) + 2, (evolved, random_)
+    # children no longer repeat known architectures, so the last 20 are 20 different ones (no copies of the best)
+    assert min(evolved) > max(random_) + 1, (evolved, random_)
 
 
 def test_minimize():
