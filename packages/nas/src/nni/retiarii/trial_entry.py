@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sys
 from typing import Any, Callable, List, Optional
 
@@ -57,23 +56,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def _exit(code: int) -> None:
-    """Exit without the interpreter's module teardown, which takes 1-2 s once torch (and the torch._dynamo that
-    every torch optimizer imports) is loaded: per-trial overhead. atexit handlers (logging, user handlers) still
-    run; when a non-daemon thread is alive the normal exit (which joins it) is used."""
-    import atexit
-    import threading
-    main_thread = threading.main_thread()
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not main_thread):
-        sys.exit(code)
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-    os._exit(code)
-
-
 if __name__ == '__main__':
-    _exit(main())
+    # without the module teardown, which takes 1-2 s once torch is loaded (per-trial overhead)
+    from nni.runtime.process_exit import exit_now
+    exit_now(main())
