@@ -10,7 +10,7 @@ import pytest
 from nni.runtime.training_service import ExperimentContext, TrialJobStatus, TrialSpec
 from nni.training_services.cloud.aml import AmlAdapter, AmlTrainingService, import_azureml
 from nni.training_services.cloud.base import CloudApiError
-from nni.training_services.cloud.testing import FakeAzureml, collect, finished, parameter, write_trial_code
+from nni.training_services.cloud.testing import FakeAzureml, collect, finished, parameter, wait_running, write_trial_code
 
 CONFIG = {"platform": "aml", "dockerImage": "msranni/nni:latest", "subscriptionId": "01234567-89ab-cdef-0123-456789abcdef", "resourceGroup": "rg-1",
           "workspaceName": "ws-1", "computeTarget": "cpu-cluster", "maxTrialNumberPerGpu": 1, "useActiveGpu": False}
@@ -70,8 +70,7 @@ def test_failed_run_requeues_with_the_aml_error(service):
         await ts.start()
         try:
             await ts.submit(TrialSpec("slow1", 0, parameter(0, sleep=30)))
-            while ts.get_trial_job("slow1").status != TrialJobStatus.RUNNING:
-                await asyncio.sleep(0.05)
+            await wait_running(ts, "slow1")
             fake.fail(fake.running()[0], "low-priority node preempted")
             return await collect(ts, finished(1))
         finally:

@@ -7,7 +7,7 @@ import pytest
 
 from nni.runtime.training_service import ExperimentContext, TrialJobStatus, TrialSpec
 from nni.training_services.cloud.dlc import DlcTrainingService, roa_signature
-from nni.training_services.cloud.testing import DlcStandIn, collect, finished, parameter, roa_string_to_sign, write_trial_code
+from nni.training_services.cloud.testing import DlcStandIn, collect, finished, parameter, roa_string_to_sign, wait_running, write_trial_code
 
 
 @pytest.fixture
@@ -89,8 +89,7 @@ def test_job_failure_requeues_the_trial(tmp_path, dlc):
         await ts.start()
         try:
             await ts.submit(TrialSpec("slow1", 0, parameter(0, sleep=30)))
-            while ts.get_trial_job("slow1").status != TrialJobStatus.RUNNING:
-                await asyncio.sleep(0.05)
+            await wait_running(ts, "slow1")
             dlc.fail(dlc.running()[0], "ECS instance released")
             return await collect(ts, finished(1))
         finally:

@@ -7,7 +7,7 @@ import pytest
 
 from nni.runtime.training_service import ExperimentContext, TrialJobStatus, TrialSpec
 from nni.training_services.cloud.dlts import DltsTrainingService, dlts_settings
-from nni.training_services.cloud.testing import DltsStandIn, collect, finished, parameter, write_trial_code
+from nni.training_services.cloud.testing import DltsStandIn, collect, finished, parameter, wait_running, write_trial_code
 
 
 @pytest.fixture
@@ -55,8 +55,7 @@ def test_killed_job_requeues_its_trial(tmp_path, dlts):
         await ts.start()
         try:
             await ts.submit(TrialSpec("slow1", 0, parameter(0, sleep=30)))
-            while ts.get_trial_job("slow1").status != TrialJobStatus.RUNNING:
-                await asyncio.sleep(0.05)
+            await wait_running(ts, "slow1")
             dlts.fail(dlts.running()[0], "node drained by admin")
             return await collect(ts, finished(1))
         finally:

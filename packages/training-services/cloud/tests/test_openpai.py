@@ -8,7 +8,7 @@ import yaml
 
 from nni.runtime.training_service import ExperimentContext, TrialJobStatus, TrialSpec
 from nni.training_services.cloud.openpai import OpenpaiTrainingService
-from nni.training_services.cloud.testing import OpenpaiStandIn, collect, finished, parameter, write_trial_code
+from nni.training_services.cloud.testing import OpenpaiStandIn, collect, finished, parameter, wait_running, write_trial_code
 
 
 @pytest.fixture
@@ -76,8 +76,7 @@ def test_failed_job_requeues_its_trial_with_the_reason(tmp_path, pai):
             await ts.submit(TrialSpec("slow1", 0, parameter(0, sleep=30)))
             # wait until the trial runs in its job, then the "cluster" loses the node
             await asyncio.get_running_loop().run_in_executor(None, lambda: pai.wait_for(lambda: pai.running(), what="a job"))
-            while ts.get_trial_job("slow1").status != TrialJobStatus.RUNNING:
-                await asyncio.sleep(0.05)
+            await wait_running(ts, "slow1")
             pai.fail(pai.running()[0], "node gpu-17 lost")
             return await collect(ts, finished(1))
         finally:
@@ -96,8 +95,7 @@ def test_cancelled_trial_frees_its_environment_for_the_next_trial(tmp_path, pai)
         await ts.start()
         try:
             await ts.submit(TrialSpec("long1", 0, parameter(0, sleep=30)))
-            while ts.get_trial_job("long1").status != TrialJobStatus.RUNNING:
-                await asyncio.sleep(0.05)
+            await wait_running(ts, "long1")
             await ts.cancel("long1")
             states, _ = await collect(ts, finished(1))  # the manager, too, submits once the trial ended
             await ts.submit(TrialSpec("next1", 1, parameter(1)))

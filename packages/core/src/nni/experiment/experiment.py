@@ -23,8 +23,6 @@ import importlib.util
 import json
 import logging
 import os
-import random
-import string
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ..runtime.ids import random_id
 from ..runtime import access
 from ..runtime.rest_api import RestClient, RestError
 from ..runtime.states import HALTED_STATES
@@ -56,7 +55,7 @@ def _print(message: str) -> None:
 
 
 def _new_id() -> str:
-    return "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
+    return random_id(8)
 
 
 def _require_server() -> None:

@@ -10,15 +10,14 @@ import asyncio
 import json
 import logging
 import os
-import random
 import signal
 import socket
-import string
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from nni.runtime.ids import random_id
 from nni.runtime.access import private_dir
 from nni.runtime.experiment_profile import restore_secrets
 
@@ -42,7 +41,7 @@ class ManagerError(ValueError):
 
 
 def new_experiment_id() -> str:
-    return "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
+    return random_id(8)
 
 
 @dataclass

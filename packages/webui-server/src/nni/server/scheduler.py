@@ -35,11 +35,11 @@ import asyncio
 import json
 import logging
 import os
-import random
 import string
 from pathlib import Path
 from typing import Any, Optional
 
+from nni.runtime.ids import random_id
 from nni.runtime.protocol import CommandType
 from nni.runtime.states import ACTIVE_STATES, ENDED_STATES, FINAL_STATES, HALTED_STATES, SCHEDULING_STATES, ExperimentStatus
 from nni.runtime.training_service import (
@@ -70,7 +70,7 @@ _ID_CHARS = string.ascii_letters + string.digits
 
 def new_trial_id(taken: set[str]) -> str:
     while True:
-        tid = "".join(random.choices(_ID_CHARS, k=5))
+        tid = random_id(5, _ID_CHARS)
         if tid not in taken:
             return tid
 

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import string
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from nni.runtime.ids import random_id
 from nni.runtime.states import ACTIVE_STATES
 
 from .errors import NnictlError
@@ -124,7 +123,7 @@ def _new_experiment_id() -> str:
 
     taken = {r.id for r in all_experiments()}
     while True:
-        eid = "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
+        eid = random_id(8)
         if eid not in taken and not (experiments_root() / eid).exists():
             return eid
 

@@ -683,7 +683,7 @@ TRIAL = """\
 import os, time, nni
 p = nni.get_next_parameter()
 nni.report_intermediate_result(p["x"] / 2)
-time.sleep(float(os.environ.get("TRIAL_SLEEP", "0") or p.get("sleep", 0)))
+time.sleep(float(os.environ.get("TRIAL_SLEEP") or p.get("sleep", 0)))
 nni.report_final_result(p["x"])
 print("platform", os.environ.get("NNI_PLATFORM"))
 """
@@ -720,6 +720,22 @@ async def collect(ts, done: Callable[[dict], bool], timeout: float = 60) -> tupl
 
     await asyncio.wait_for(run(), timeout)
     return states, metrics
+
+
+async def wait_running(ts, trial_id: str, timeout: float = 60) -> None:
+    """Wait until the trial is RUNNING; ``AssertionError`` (with its last state) when it ended
+    first or ``timeout`` seconds passed."""
+    from nni.runtime.training_service import TrialJobStatus
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        detail = ts.get_trial_job(trial_id)
+        if detail.status == TrialJobStatus.RUNNING:
+            return
+        if detail.status.is_final or loop.time() > deadline:
+            raise AssertionError(f"trial {trial_id} is {detail.status} ({detail.message!r}), never seen RUNNING")
+        await asyncio.sleep(0.05)
 
 
 def finished(n: int) -> Callable[[dict], bool]:
