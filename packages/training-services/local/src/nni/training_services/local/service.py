@@ -21,7 +21,9 @@ import asyncio
 import logging
 import os
 import shlex
+import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Optional, Union
@@ -42,6 +44,7 @@ from nni.runtime.platform.local import PARAMETER_FILE, append_parameter_line
 from nni.runtime.trial_metrics import MetricRecordReader
 
 from .gpu import GpuInventory, GpuScheduler, parse_gpu_indices
+from .zygote import ZYGOTE_MODULES, client_command, zygote_argv
 
 _logger = logging.getLogger("nni.training_services.local")
 
@@ -160,6 +163,26 @@ async def _spawn(argv: list[str], env: dict, keep_fds: tuple = ()):
     )
 
 
+def _make_trial_dirs(trial_dir: str) -> None:
+    """``<trial_dir>/.nni`` (two ``mkdir`` calls in the common case, no exception raised)."""
+    try:
+        os.mkdir(trial_dir)
+        os.mkdir(os.path.join(trial_dir, ".nni"))
+    except OSError:  # the trials folder is missing, or a resubmitted trial id: the slow way
+        os.makedirs(os.path.join(trial_dir, ".nni"), exist_ok=True)
+
+
+def _write_file(path: str, text: str) -> None:
+    """Create or replace ``path`` with ``text`` (UTF-8)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
 class _Running:
     __slots__ = ("detail", "spec", "process", "reader", "cancel_status", "kill_handle", "timeout_handle", "gpus")
 
@@ -214,6 +237,8 @@ class LocalTrainingService(TrainingService):
         self._stopping = False
         self._trials_dir = Path(context.experiment_dir) / "trials"
         self._lifeline: Optional[tuple[int, int]] = None  # (read end given to trials, write end kept)
+        self._zygote = None  # the warm interpreter forking eligible trials (see .zygote), when started
+        self._zygote_socket: Optional[str] = None
 
     # ----- lifecycle -----
 
@@ -236,6 +261,8 @@ class LocalTrainingService(TrainingService):
             os.set_inheritable(read_fd, True)
             self._lifeline = (read_fd, write_fd)
         self._queue()
+        if self._zygote is None:
+            await self._start_zygote()
         if self._poll_task is None:
             self._poll_task = asyncio.get_running_loop().create_task(self._poll_loop())
 
@@ -256,6 +283,7 @@ class LocalTrainingService(TrainingService):
             except asyncio.CancelledError:
                 pass
             self._poll_task = None
+        self._stop_zygote()
         if self._lifeline is not None:  # every trial has ended: nothing is left to supervise
             for fd in self._lifeline:
                 os.close(fd)
@@ -269,9 +297,9 @@ class LocalTrainingService(TrainingService):
             raise RuntimeError("the local training service is stopping")
         gpu_number = spec.gpu_number if spec.gpu_number is not None else self.context.trial_gpu_number
         self.check_request(gpu_number)
-        trial_dir = self._trials_dir / spec.trial_id
-        (trial_dir / ".nni").mkdir(parents=True, exist_ok=True)
-        (trial_dir / PARAMETER_FILE).write_text(spec.parameter.rstrip("\n") + "\n", encoding="utf-8")
+        trial_dir = os.path.join(self._trials_dir, spec.trial_id)
+        _make_trial_dirs(trial_dir)
+        _write_file(os.path.join(trial_dir, PARAMETER_FILE), spec.parameter.rstrip("\n") + "\n")
         detail = TrialJobDetail(
             id=spec.trial_id,
             status=TrialJobStatus.WAITING,
@@ -357,11 +385,82 @@ class LocalTrainingService(TrainingService):
         env.update({k: str(v) for k, v in (run.spec.env or {}).items()})
         return env
 
+    # ----- the zygote (warm interpreter for NAS trials, see .zygote) -----
+
+    async def _start_zygote(self) -> None:
+        argv = zygote_argv(self.context.trial_command)
+        if argv is None:
+            return
+        import socket
+        import tempfile
+
+        preload = ",".join(ZYGOTE_MODULES[argv[2]])
+        # a short private folder: a unix socket path is limited to 107 bytes
+        folder = tempfile.mkdtemp(prefix="nni-zygote-")
+        socket_path = os.path.join(folder, "s")
+        env = os.environ.copy()
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        listener = None
+        try:
+            # bound and listening here, before the zygote starts: the first trials' clients queue
+            # on it while the zygote imports (a connect before a bind would fail and run them cold)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(socket_path)
+            listener.listen(128)
+            listener.set_inheritable(True)
+            keep = [listener.fileno()]
+            # -c, not -m: the package has imported .zygote already (runpy would warn)
+            cmd = [sys.executable, "-c", "import sys; from nni.training_services.local.zygote import main; sys.exit(main())",
+                   "--socket", socket_path, "--listen-fd", str(listener.fileno()),
+                   "--preload", preload, "--modules", ",".join(ZYGOTE_MODULES)]
+            if self._lifeline is not None:
+                cmd += ["--lifeline", str(self._lifeline[0])]
+                keep.append(self._lifeline[0])
+            log_dir = os.path.join(self.context.experiment_dir, "log")
+            os.makedirs(log_dir, exist_ok=True)
+            fd = os.open(os.path.join(log_dir, "zygote.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                code_dir = self.context.trial_code_directory
+                self._zygote = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env, start_new_session=True,
+                    cwd=code_dir if os.path.isdir(code_dir) else None, pass_fds=tuple(keep),
+                )
+            finally:
+                os.close(fd)
+        except OSError as err:
+            _logger.warning("Cannot start the trial launcher (zygote); trials start as new processes: %s", err)
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        finally:
+            if listener is not None:
+                listener.close()  # the zygote's copy only: once it is gone, clients are refused and run cold
+        self._zygote_socket = socket_path
+        _logger.info("Trial launcher (zygote) pid %s preloads %s for %s trials", self._zygote.pid, preload, argv[2])
+
+    def _stop_zygote(self) -> None:
+        if self._zygote is None:
+            return
+        if self._zygote.poll() is None:
+            self._zygote.terminate()
+            try:
+                self._zygote.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._zygote.kill()
+                self._zygote.wait()
+        if self._zygote_socket:
+            shutil.rmtree(os.path.dirname(self._zygote_socket), ignore_errors=True)
+        self._zygote = None
+        self._zygote_socket = None
+
     def _script(self, run: _Running, env: dict) -> str:
         trial_dir = run.detail.working_directory
         q = shlex.quote
         code_dir = run.spec.code_directory or self.context.trial_code_directory
         command = run.spec.command or self.context.trial_command
+        if self._zygote_socket is not None:
+            argv = zygote_argv(command)
+            if argv is not None:  # forked by the warm interpreter; the client stands in for it
+                command = client_command(self._zygote_socket, argv)
         lines = ["#!/bin/bash", f"cd {q(code_dir)}"]
         lines += [f"export {k}={q(v)}" for k, v in env.items()]
         lines.append(f"export PATH={q(os.path.dirname(sys.executable))}:\"$PATH\"")
@@ -393,24 +492,26 @@ class LocalTrainingService(TrainingService):
 
     async def _launch(self, run: _Running, gpu_number: Optional[int]) -> None:
         detail = run.detail
-        trial_dir = Path(detail.working_directory)
+        trial_dir = detail.working_directory
         env = self._environment(run, gpu_number)
         detail.gpu_indices = run.gpus
         script = self._script(run, env)
-        (trial_dir / "run.sh").write_text(script, encoding="utf-8")
-        stdout = trial_dir / "stdout"
-        stdout.touch()
+        # os-level calls, not pathlib: this runs once per trial on the manager's loop
+        run_sh = os.path.join(trial_dir, "run.sh")
+        _write_file(run_sh, script)
+        stdout = os.path.join(trial_dir, "stdout")
+        os.close(os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
         try:
-            os.link(stdout, trial_dir / "trial.log")
+            os.link(stdout, os.path.join(trial_dir, "trial.log"))
         except OSError:
             pass
-        run.reader = MetricsFileTailer(trial_dir / ".nni" / "metrics")
-        full_env = dict(os.environ)
+        run.reader = MetricsFileTailer(os.path.join(trial_dir, ".nni", "metrics"))
+        full_env = os.environ.copy()
         full_env.update(env)
         full_env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + full_env.get("PATH", "")
         try:
             keep = (self._lifeline[0],) if self._lifeline is not None else ()
-            run.process = await _spawn(["/bin/bash", str(trial_dir / "run.sh")], full_env, keep)
+            run.process = await _spawn(["/bin/bash", run_sh], full_env, keep)
         except OSError as err:
             self.gpu.release(detail.id)
             self._set_status(detail, TrialJobStatus.FAILED, f"cannot start the trial: {err}")
