@@ -229,3 +229,30 @@ def test_model_space_instances_are_traceable_through_their_wrapper_record():
     again = load(dump(net))
     assert type(again).__name__ == "Net" and again.fc.out_features == 5 and type(again.act) is nn.Tanh
     assert again(torch.zeros(2, 3)).shape == (2, 5)
+
+
+def test_wrapper_and_serializer_share_one_record_of_init_args():
+    import nni.retiarii.nn.pytorch as nn
+    from nni.retiarii import basic_unit, get_init_args, model_wrapper
+
+    @basic_unit
+    class Unit(nn.Module):
+        def __init__(self, width, scale=1.0):
+            super().__init__()
+            self.width, self.scale = width, scale
+
+    @serialize_cls
+    class TracedUnit(Unit):  # serialize_cls outermost: its own arguments, not those passed to super()
+        def __init__(self, width):
+            super().__init__(width * 2, scale=0.5)
+
+    unit = Unit(3, scale=2.0)
+    assert [k for k in vars(unit) if k.startswith("_nni")] == ["_nni_trace"]
+    assert get_init_args(unit) == ((3,), {"scale": 2.0}) and get_trace(unit) == (Unit, (3,), {"scale": 2.0})
+    traced = TracedUnit(4)
+    assert get_init_args(traced) == ((4,), {}) and get_trace(traced) == (TracedUnit, (4,), {})
+    assert load(dump(traced)).width == 8
+    # traced, but neither a basic unit nor a model space: no init args for the graph converter
+    plain = serialize(nn.Module)
+    assert is_traceable(plain) and get_init_args(plain) is None
+    assert get_init_args(model_wrapper(type("Space", (nn.Module,), {}))()) == ((), {})

@@ -1,16 +1,17 @@
 """The engine benchmarks (see the package docstring)."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from nni.platform_benchmark.common import TRIAL, timed_run
+from nni.platform_benchmark.common import free_port as _free_port
+from nni.platform_benchmark.common import quiet as _quiet
 from nni.runtime.states import ExperimentStatus
 
 NOOP_TRIAL = "import nni\nnni.get_next_parameter()\nnni.report_final_result(0)\n"
@@ -22,18 +23,6 @@ REFERENCE_TRIAL = (
     "    nni.report_intermediate_result(p['x'] * i)\n"
     "nni.report_final_result(p['x'])\n"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _quiet():
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        yield
 
 
 def _experiment(workdir: Path, trial: str, space: dict, concurrency: int, trials: int, tuner: str, class_args: dict | None = None):
@@ -308,43 +297,6 @@ def bench_store(trials: int = 10_000, metrics_per_trial: int = 100) -> dict:
     }
 
 
-REMOTE_TRIAL = """\
-import time, nni
-nni.get_next_parameter()
-time.sleep(%s)
-nni.report_final_result(1.0)
-"""
-
-
-def _timed_run(workdir: Path, name: str, trials: int, concurrency: int, training_service: dict, trial_seconds: float) -> dict:
-    from nni.experiment import Experiment
-    from nni.experiment.config import ExperimentConfig
-
-    code = workdir / "code"
-    code.mkdir(parents=True, exist_ok=True)
-    (code / "trial.py").write_text(REMOTE_TRIAL % trial_seconds)
-    config = ExperimentConfig.from_dict({
-        "experimentName": name,
-        "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}},
-        "trialCommand": "python3 trial.py",
-        "trialCodeDirectory": str(code),
-        "trialConcurrency": concurrency,
-        "maxTrialNumber": trials,
-        "tuner": {"name": "Random"},
-        "trainingService": training_service,
-        "experimentWorkingDirectory": str(workdir / "experiments"),
-    }, validate=True)
-    exp = Experiment(config)
-    t0 = time.perf_counter()
-    with _quiet():
-        ok = exp.run(_free_port())
-    wall = time.perf_counter() - t0
-    jobs = exp.list_trial_jobs()
-    latency = sorted((j.endTime - j.startTime) / 1000 - trial_seconds for j in jobs if j.endTime and j.startTime)
-    return {"done": ok, "wall_s": wall, "succeeded": sum(j.status == "SUCCEEDED" for j in jobs),
-            "trial_overhead_s": latency[len(latency) // 2] if latency else None}
-
-
 def _remote_startup(training_service: dict, workdir: Path) -> float:
     """Seconds RemoteTrainingService.start() takes (no trial), then stopped."""
     import asyncio
@@ -354,7 +306,7 @@ def _remote_startup(training_service: dict, workdir: Path) -> float:
 
     code = workdir / "code"
     code.mkdir(parents=True, exist_ok=True)
-    (code / "trial.py").write_text(REMOTE_TRIAL % 0)
+    (code / "trial.py").write_text(TRIAL % 0)
     ts = RemoteTrainingService(training_service, ExperimentContext("benchstart", str(workdir / "exp"), "python3 trial.py", str(code)))
 
     async def go() -> float:
@@ -392,7 +344,9 @@ def bench_remote(trials: int = 40, concurrency: int = 4, trial_seconds: float = 
             startups = []
             for _ in range(repeats):
                 for name, ts in (("local", {"platform": "local"}), ("remote", remote)):
-                    runs[name].append(_timed_run(workdir / f"{name}{len(runs[name])}", name, trials, concurrency, ts, trial_seconds))
+                    # python3: the name the machines' PATH resolves (and, through the PATH set above, the local trials')
+                    runs[name].append(timed_run(workdir / f"{name}{len(runs[name])}", name, trials, concurrency, ts,
+                                                trial_seconds, python="python3"))
                 startups.append(_remote_startup(remote, workdir / f"startup{len(startups)}"))
         finally:
             for server in servers:

@@ -1,4 +1,5 @@
-"""One timed experiment through the real manager (``Experiment.run``), shared by the platform benchmarks."""
+"""One timed experiment through the real manager (``Experiment.run``), shared by the platform benchmarks
+and the engine benchmark's remote mode."""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["TRIAL", "timed_run", "free_port"]
+__all__ = ["TRIAL", "timed_run", "free_port", "quiet"]
 
 #: The benchmark trial: ask for parameters, sleep, report.
 TRIAL = """\
@@ -26,13 +27,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
+    """Silence this process's stdout (``Experiment.run`` prints the manager's progress)."""
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
         yield
 
 
-def timed_run(workdir: Path, name: str, trials: int, concurrency: int, training_service, trial_seconds: float) -> dict:
-    """Run ``trials`` trials of ``trial_seconds`` at ``concurrency`` on ``training_service``.
+def timed_run(workdir: Path, name: str, trials: int, concurrency: int, training_service, trial_seconds: float,
+              python: str = sys.executable) -> dict:
+    """Run ``trials`` trials of ``trial_seconds`` at ``concurrency`` on ``training_service``, each trial
+    started as ``<python> trial.py`` (give a name such as ``python3`` where the trials run on other machines).
 
     Returns ``wall_s`` (``Experiment.run`` from start to the end of the last trial), ``trials_span_s``
     (first trial start to last trial end: without the platform's own start-up), ``succeeded``,
@@ -47,7 +51,7 @@ def timed_run(workdir: Path, name: str, trials: int, concurrency: int, training_
     config = ExperimentConfig.from_dict({
         "experimentName": name,
         "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}},
-        "trialCommand": f"{sys.executable} trial.py",
+        "trialCommand": f"{python} trial.py",
         "trialCodeDirectory": str(code),
         "trialConcurrency": concurrency,
         "maxTrialNumber": trials,
@@ -57,7 +61,7 @@ def timed_run(workdir: Path, name: str, trials: int, concurrency: int, training_
     }, validate=True)
     exp = Experiment(config)
     t0 = time.perf_counter()
-    with _quiet():
+    with quiet():
         ok = exp.run(free_port())
     wall = time.perf_counter() - t0
     jobs = exp.list_trial_jobs()

@@ -62,7 +62,6 @@ _TRACE_ATTR = "_nni_trace"
 # Marks an __init__ replaced by serialize_cls (its value: the wrapped original).
 _WRAPPED_ATTR = "__nni_traced_init__"
 _TAG = "__nni_type__"
-_WRAPPER_ATTR = "_nni_init_args"  # the record of nni.retiarii.wrapper's decorators
 
 
 class Trace(NamedTuple):
@@ -74,6 +73,8 @@ class Trace(NamedTuple):
 
 
 def _set_trace(obj: Any, trace: Trace) -> None:
+    """Record ``trace`` on ``obj`` (the one record of init arguments: also written by
+    nni.retiarii.wrapper's ``@model_wrapper`` / ``@basic_unit``)."""
     try:
         object.__setattr__(obj, _TRACE_ATTR, trace)
     except (AttributeError, TypeError):
@@ -153,14 +154,7 @@ def _find_trace(obj: Any) -> Trace | None:
     except AttributeError:
         return None
     trace = attrs.get(_TRACE_ATTR)
-    if isinstance(trace, Trace):
-        return trace
-    # Instances of @model_wrapper / @basic_unit classes (nni.retiarii.wrapper) keep their own
-    # (args, kwargs) record: read it so model spaces can be dumped too.
-    record = attrs.get(_WRAPPER_ATTR)
-    if isinstance(record, tuple) and len(record) == 2 and isinstance(record[0], tuple) and isinstance(record[1], dict):
-        return Trace(type(obj), record[0], record[1])
-    return None
+    return trace if isinstance(trace, Trace) else None
 
 
 def is_traceable(obj: Any) -> bool:

@@ -1,7 +1,8 @@
 """``@model_wrapper`` and ``@basic_unit``: record init arguments so a module can be re-created.
 
 Both decorators wrap ``__init__`` and store the call's ``(args, kwargs)`` on the instance (read them
-with :func:`get_init_args`). The pure-python engine re-creates a model space in the trial with
+with :func:`get_init_args`), in the same record as :mod:`nni.retiarii.serializer` (so a model space
+is also traceable: ``serializer.dump`` re-makes it from its init arguments). The pure-python engine re-creates a model space in the trial with
 ``with fixed_arch(sample): cls(*args, **kwargs)``; the graph converter turns a basic unit into one
 node whose operation parameters are its init arguments.
 
@@ -17,13 +18,12 @@ from typing import Any, Dict, Optional, Tuple, TypeVar
 
 import torch.nn
 
+from .serializer import Trace, _find_trace, _set_trace
 from .utils import label_scope
 
 __all__ = ['model_wrapper', 'basic_unit', 'get_init_args', 'is_basic_unit', 'is_model_wrapper', 'resolve_value_choices']
 
 T = TypeVar('T', bound=type)
-
-_INIT_ATTR = '_nni_init_args'
 
 
 def _is_value_choice(obj: Any) -> bool:
@@ -45,7 +45,10 @@ def resolve_value_choices(obj: Any) -> Any:
 
 def get_init_args(module: Any) -> Optional[Tuple[tuple, Dict[str, Any]]]:
     """``(args, kwargs)`` a ``@model_wrapper`` / ``@basic_unit`` instance was created with, else ``None``."""
-    return module.__dict__.get(_INIT_ATTR) if hasattr(module, '__dict__') else None
+    if not (is_basic_unit(module) or is_model_wrapper(module)):
+        return None  # e.g. serialize()d: traced, but neither a basic unit nor a model space
+    trace = _find_trace(module)
+    return None if trace is None else (trace.args, trace.kwargs)
 
 
 def is_basic_unit(module: Any) -> bool:
@@ -70,7 +73,7 @@ def _wrap_init(original: Any, resolve: bool, scope: bool) -> Any:
         else:
             original(self, *call_args, **call_kwargs)
         # the outermost (most derived) decorated __init__ finishes last, so its arguments win
-        object.__setattr__(self, _INIT_ATTR, (args, dict(kwargs)))
+        _set_trace(self, Trace(type(self), args, dict(kwargs)))
     return __init__
 
 

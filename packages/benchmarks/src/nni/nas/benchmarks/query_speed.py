@@ -22,10 +22,10 @@ import time
 from typing import Iterator
 
 from .nasbench201.constants import EDGES, PRIMITIVES
-from .nasbench201.db_gen import write_trials
+from .nasbench201.db_gen import config_key
 from .nasbench201.model import DATABASE, MODELS
 from .nasbench201.query import query_nb201_trial_stats
-from .utils import generating
+from .utils import write_database
 
 __all__ = ["all_archs", "synthetic_trials", "build_database", "measure"]
 
@@ -57,8 +57,7 @@ def build_database(folder: str, archs: int | None = None, epochs: int = 200) -> 
     """Write ``nasbench201.db`` into ``folder``; returns the build time and row counts."""
     start = time.perf_counter()
     cells = all_archs(archs)
-    with generating(DATABASE, os.path.join(folder, DATABASE.filename), MODELS):
-        n = write_trials(synthetic_trials(cells, epochs))
+    n = write_database(DATABASE, os.path.join(folder, DATABASE.filename), MODELS, synthetic_trials(cells, epochs), config_key)
     return {"build_s": round(time.perf_counter() - start, 2), "archs": len(cells), "trials": n,
             "intermediate_rows": n * epochs}
 

@@ -6,13 +6,13 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from peewee import Field, Model, SqliteDatabase, TextField
+from peewee import Field, ForeignKeyField, Model, SqliteDatabase, TextField
 
 __all__ = [
     "DEFAULT_DATABASE_DIR", "BenchmarkDatabaseNotFoundError", "database_dir", "canonical_json",
-    "JSONField", "BenchmarkDatabase", "nan_to_none",
+    "JSONField", "BenchmarkDatabase", "nan_to_none", "table_base", "config_link", "trial_link",
 ]
 
 #: The folder the databases live in when ``NASBENCHMARK_DIR`` is not set.
@@ -97,6 +97,32 @@ class BenchmarkDatabase:
         if not self.db.is_closed():
             self.db.close()
         self.db.database = None
+
+
+def table_base(db: BenchmarkDatabase) -> type[Model]:
+    """The base class of one benchmark's tables (config, trial stats, intermediate stats): bound to
+    ``db``, each table named after its class in lower case (``Nb201TrialConfig`` -> ``nb201trialconfig``)."""
+
+    class Table(Model):
+        class Meta:
+            database = db.db
+            table_function = _lower_class_name
+
+    return Table
+
+
+def _lower_class_name(model: type[Model]) -> str:
+    return model.__name__.lower()
+
+
+def config_link(config_model: type[Model]) -> ForeignKeyField:
+    """The ``config`` column of a trial-stats table (:func:`run_query` joins on it)."""
+    return ForeignKeyField(config_model, backref="trial_stats", index=True)
+
+
+def trial_link(stats_model: type[Model]) -> ForeignKeyField:
+    """The ``trial`` column of an intermediate-stats table (:func:`run_query` joins on it)."""
+    return ForeignKeyField(stats_model, backref="intermediates", index=True)
 
 
 def check_reduction(reduction: str | None) -> None:
@@ -256,12 +282,38 @@ def progress(iterable: Iterable, desc: str, quiet: bool) -> Iterable:
     return tqdm(iterable, desc=desc, unit=" records")
 
 
+def json_files(paths: Iterable[str], recursive: bool = False) -> list[Path]:
+    """The given files, and the ``*.json`` files in the given folders (also in their subfolders when
+    ``recursive``), each folder's sorted; a path that does not exist is a one-line ``ValueError``."""
+    files: list[Path] = []
+    for item in paths:
+        p = Path(item)
+        if p.is_dir():
+            files.extend(sorted(p.rglob("*.json") if recursive else p.glob("*.json")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ValueError(f"{item}: no such file or folder")
+    return files
 
-def add_output_argument(parser, db: BenchmarkDatabase) -> None:
+
+def run_generator(parser, db: BenchmarkDatabase, argv: list[str] | None,
+                  generate: Callable[[Any], tuple[int, str]]) -> None:
+    """The command line of a database generator: adds ``--out`` and ``--quiet`` to ``parser`` (which has
+    the input arguments), calls ``generate(args)`` -> ``(trials written, note)`` and prints a summary.
+
+    Bad input (``ValueError``, ``OSError``) exits with status 2 and a one-line error, no traceback.
+    """
     parser.add_argument("--out", default=None,
                         help=f"database file to write (default: $NASBENCHMARK_DIR/{db.filename}, "
                              f"$NASBENCHMARK_DIR defaulting to {DEFAULT_DATABASE_DIR})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        n, note = generate(args)
+    except (ValueError, OSError) as err:
+        parser.exit(2, f"error: {err}\n")
+    print(f"{n} trials written to {args.out or db.path()}{note}")
 
 
 class generating:
@@ -297,6 +349,19 @@ class generating:
             os.replace(self.tmp, self.out)
         elif self.tmp.exists():
             self.tmp.unlink()
+
+
+def write_database(db: BenchmarkDatabase, out: str | os.PathLike | None, models: Sequence[type[Model]],
+                   trials: Iterable[tuple[dict, dict, list[dict]]], key: Callable[[dict], Any]) -> int:
+    """Write a fresh database of ``models`` (config, stats, intermediates) from ``(config, stats,
+    intermediates)`` triples, atomically (see :class:`generating`); trials whose configs have the same
+    ``key(config)`` share one config row. Returns the number of trials."""
+    with generating(db, out, models):
+        writer = TrialWriter(*models)
+        for config, stats, inters in trials:
+            writer.add(key(config), config, stats, inters)
+        writer.flush()
+    return writer.count
 
 
 class TrialWriter:

@@ -21,9 +21,9 @@ import json
 import struct
 from typing import BinaryIO, Iterator
 
-from ..utils import TrialWriter, add_output_argument, canonical_json, generating, progress
+from ..utils import canonical_json, progress, run_generator, write_database
 from .graph_util import hash_module, nasbench_format_to_architecture_repr
-from .model import DATABASE, MODELS, Nb101IntermediateStats, Nb101TrialConfig, Nb101TrialStats
+from .model import DATABASE, MODELS
 
 __all__ = ["read_tfrecord", "decode_model_metrics", "generate"]
 
@@ -117,24 +117,15 @@ def iter_trials(records: Iterator[bytes]) -> Iterator[tuple[dict, dict, list[dic
 
 def generate(raw_path: str, out: str | None = None, quiet: bool = True) -> int:
     """Read the official TFRecord at ``raw_path`` and write the database; returns the number of trials."""
-    with open(raw_path, "rb") as stream, generating(DATABASE, out, MODELS):
-        writer = TrialWriter(Nb101TrialConfig, Nb101TrialStats, Nb101IntermediateStats)
-        for config, stats, inters in progress(iter_trials(read_tfrecord(stream)), "NAS-Bench-101", quiet):
-            writer.add((canonical_json(config["arch"]), config["num_epochs"]), config, stats, inters)
-        writer.flush()
-    return writer.count
+    with open(raw_path, "rb") as stream:
+        return write_database(DATABASE, out, MODELS, progress(iter_trials(read_tfrecord(stream)), "NAS-Bench-101", quiet),
+                              lambda config: (canonical_json(config["arch"]), config["num_epochs"]))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m nni.nas.benchmarks.nasbench101.db_gen", description=__doc__.split("\n")[0])
     parser.add_argument("raw", help="nasbench_full.tfrecord or nasbench_only108.tfrecord")
-    add_output_argument(parser, DATABASE)
-    args = parser.parse_args(argv)
-    try:
-        n = generate(args.raw, args.out, quiet=args.quiet)
-    except (ValueError, OSError) as err:  # bad input files: one line, no traceback
-        parser.exit(2, f"error: {err}\n")
-    print(f"{n} trials written to {args.out or DATABASE.path()}")
+    run_generator(parser, DATABASE, argv, lambda args: (generate(args.raw, args.out, quiet=args.quiet), ""))
 
 
 if __name__ == "__main__":

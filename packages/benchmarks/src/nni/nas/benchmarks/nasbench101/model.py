@@ -1,15 +1,16 @@
 """The peewee models (tables) of the NAS-Bench-101 database."""
-from peewee import CharField, FloatField, ForeignKeyField, IntegerField, Model
+from peewee import CharField, FloatField, IntegerField
 
-from ..utils import BenchmarkDatabase, JSONField
+from ..utils import BenchmarkDatabase, JSONField, config_link, table_base, trial_link
 
 __all__ = ["Nb101TrialConfig", "Nb101TrialStats", "Nb101IntermediateStats", "DATABASE"]
 
 DATABASE = BenchmarkDatabase("nasbench101.db", "NAS-Bench-101",
                              "python -m nni.nas.benchmarks.nasbench101.db_gen nasbench_full.tfrecord")
+_Table = table_base(DATABASE)
 
 
-class Nb101TrialConfig(Model):
+class Nb101TrialConfig(_Table):
     """Trial config for NAS-Bench-101.
 
     Attributes:
@@ -26,41 +27,29 @@ class Nb101TrialConfig(Model):
     hash = CharField(max_length=32, index=True)
     num_epochs = IntegerField(index=True)
 
-    class Meta:
-        database = DATABASE.db
-        table_name = "nb101trialconfig"
 
-
-class Nb101TrialStats(Model):
+class Nb101TrialStats(_Table):
     """Statistics of one NAS-Bench-101 trial on CIFAR-10 (40k train / 10k valid / the 10k test set).
 
     Accuracies range over 0-100, ``parameters`` is in millions, ``training_time`` in seconds. The
     per-trial seed is not in the release.
     """
-    config = ForeignKeyField(Nb101TrialConfig, backref="trial_stats", index=True)
+    config = config_link(Nb101TrialConfig)
     train_acc = FloatField()
     valid_acc = FloatField()
     test_acc = FloatField()
     parameters = FloatField()
     training_time = FloatField()
 
-    class Meta:
-        database = DATABASE.db
-        table_name = "nb101trialstats"
 
-
-class Nb101IntermediateStats(Model):
+class Nb101IntermediateStats(_Table):
     """The metrics of one NAS-Bench-101 trial after ``current_epoch`` epochs (``training_time``: elapsed seconds)."""
-    trial = ForeignKeyField(Nb101TrialStats, backref="intermediates", index=True)
+    trial = trial_link(Nb101TrialStats)
     current_epoch = IntegerField()
     train_acc = FloatField()
     valid_acc = FloatField()
     test_acc = FloatField()
     training_time = FloatField()
-
-    class Meta:
-        database = DATABASE.db
-        table_name = "nb101intermediatestats"
 
 
 MODELS = [Nb101TrialConfig, Nb101TrialStats, Nb101IntermediateStats]

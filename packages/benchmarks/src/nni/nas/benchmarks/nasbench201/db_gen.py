@@ -14,11 +14,11 @@ datasets valid/test are ``x-valid``/``x-test``. NaN losses become None.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
-from ..utils import TrialWriter, add_output_argument, canonical_json, generating, nan_to_none, progress
+from ..utils import canonical_json, nan_to_none, progress, run_generator, write_database
 from .constants import DATASETS
-from .model import DATABASE, MODELS, Nb201IntermediateStats, Nb201TrialConfig, Nb201TrialStats
+from .model import DATABASE, MODELS
 
 __all__ = ["parse_arch_str", "iter_trials", "generate"]
 
@@ -104,16 +104,9 @@ def iter_trials(raw: dict) -> Iterator[tuple[dict, dict, list[dict]]]:
                 yield config, stats, inters
 
 
-def write_trials(trials: Iterable[tuple[dict, dict, list[dict]]]) -> int:
-    """Insert ``(config, stats, intermediates)`` triples into the open (fresh) database; returns the trial count.
-
-    Trials sharing a config (same arch, epochs and dataset) share one config row.
-    """
-    writer = TrialWriter(Nb201TrialConfig, Nb201TrialStats, Nb201IntermediateStats)
-    for config, stats, inters in trials:
-        writer.add((canonical_json(config["arch"]), config["num_epochs"], config["dataset"]), config, stats, inters)
-    writer.flush()
-    return writer.count
+def config_key(config: dict) -> tuple:
+    """Trials with the same arch, epochs and dataset share one config row."""
+    return canonical_json(config["arch"]), config["num_epochs"], config["dataset"]
 
 
 def generate(raw_path: str, out: str | None = None, quiet: bool = True) -> int:
@@ -126,20 +119,13 @@ def generate(raw_path: str, out: str | None = None, quiet: bool = True) -> int:
     raw = torch.load(raw_path, map_location="cpu", weights_only=True)
     if not isinstance(raw, dict) or "arch2infos" not in raw:
         raise ValueError(f"{raw_path}: not a NAS-Bench-201 release (a dict with 'arch2infos' expected)")
-    with generating(DATABASE, out, MODELS):
-        return write_trials(progress(iter_trials(raw), "NAS-Bench-201", quiet))
+    return write_database(DATABASE, out, MODELS, progress(iter_trials(raw), "NAS-Bench-201", quiet), config_key)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m nni.nas.benchmarks.nasbench201.db_gen", description=__doc__.split("\n")[0])
     parser.add_argument("raw", help="NAS-Bench-201-v1_1-096897.pth (or v1_0)")
-    add_output_argument(parser, DATABASE)
-    args = parser.parse_args(argv)
-    try:
-        n = generate(args.raw, args.out, quiet=args.quiet)
-    except (ValueError, OSError) as err:  # bad input files: one line, no traceback
-        parser.exit(2, f"error: {err}\n")
-    print(f"{n} trials written to {args.out or DATABASE.path()}")
+    run_generator(parser, DATABASE, argv, lambda args: (generate(args.raw, args.out, quiet=args.quiet), ""))
 
 
 if __name__ == "__main__":

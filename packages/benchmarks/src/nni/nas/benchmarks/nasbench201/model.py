@@ -1,15 +1,16 @@
 """The peewee models (tables) of the NAS-Bench-201 database."""
-from peewee import CharField, FloatField, ForeignKeyField, IntegerField, Model
+from peewee import CharField, FloatField, IntegerField
 
-from ..utils import BenchmarkDatabase, JSONField
+from ..utils import BenchmarkDatabase, JSONField, config_link, table_base, trial_link
 
 __all__ = ["Nb201TrialConfig", "Nb201TrialStats", "Nb201IntermediateStats", "DATABASE"]
 
 DATABASE = BenchmarkDatabase("nasbench201.db", "NAS-Bench-201",
                              "python -m nni.nas.benchmarks.nasbench201.db_gen NAS-Bench-201-v1_1-096897.pth")
+_Table = table_base(DATABASE)
 
 
-class Nb201TrialConfig(Model):
+class Nb201TrialConfig(_Table):
     """Trial config for NAS-Bench-201.
 
     Attributes:
@@ -27,19 +28,15 @@ class Nb201TrialConfig(Model):
     num_cells = IntegerField()
     dataset = CharField(max_length=20, index=True)
 
-    class Meta:
-        database = DATABASE.db
-        table_name = "nb201trialconfig"
 
-
-class Nb201TrialStats(Model):
+class Nb201TrialStats(_Table):
     """Statistics of one NAS-Bench-201 trial (one config trained with one seed).
 
     Accuracies range over 0-100; losses are cross entropy, None where the raw data has NaN;
     ``parameters`` and ``flops`` are in millions, times in seconds. ``ori_test_*`` is measured on
     the original validation set (10k images for CIFAR, 12k for ImageNet16-120).
     """
-    config = ForeignKeyField(Nb201TrialConfig, backref="trial_stats", index=True)
+    config = config_link(Nb201TrialConfig)
     seed = IntegerField()
     train_acc = FloatField()
     valid_acc = FloatField(null=True)
@@ -57,14 +54,10 @@ class Nb201TrialStats(Model):
     test_evaluation_time = FloatField(null=True)
     ori_test_evaluation_time = FloatField(null=True)
 
-    class Meta:
-        database = DATABASE.db
-        table_name = "nb201trialstats"
 
-
-class Nb201IntermediateStats(Model):
+class Nb201IntermediateStats(_Table):
     """The metrics of one NAS-Bench-201 trial after ``current_epoch`` epochs (same units as the stats)."""
-    trial = ForeignKeyField(Nb201TrialStats, backref="intermediates", index=True)
+    trial = trial_link(Nb201TrialStats)
     current_epoch = IntegerField()
     train_acc = FloatField(null=True)
     valid_acc = FloatField(null=True)
@@ -74,10 +67,6 @@ class Nb201IntermediateStats(Model):
     valid_loss = FloatField(null=True)
     test_loss = FloatField(null=True)
     ori_test_loss = FloatField(null=True)
-
-    class Meta:
-        database = DATABASE.db
-        table_name = "nb201intermediatestats"
 
 
 MODELS = [Nb201TrialConfig, Nb201TrialStats, Nb201IntermediateStats]

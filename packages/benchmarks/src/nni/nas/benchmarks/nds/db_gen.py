@@ -24,9 +24,9 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from ..utils import TrialWriter, add_output_argument, canonical_json, generating, nan_to_none, progress
+from ..utils import canonical_json, json_files, nan_to_none, progress, run_generator, write_database
 from .constants import PRIMITIVES
-from .model import DATABASE, MODELS, NdsIntermediateStats, NdsTrialConfig, NdsTrialStats
+from .model import DATABASE, MODELS
 
 __all__ = ["parse_file_name", "iter_trials", "generate"]
 
@@ -106,45 +106,22 @@ def iter_trials(path: str | Path) -> Iterator[tuple[dict, dict, list[dict]]]:
         yield config, stats, inters
 
 
-def _json_files(inputs: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files.extend(sorted(p.glob("*.json")))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise ValueError(f"{item}: no such file or folder")
-    if not files:
-        raise ValueError(f"no .json files in {', '.join(inputs)}")
-    return files
-
-
 def generate(inputs: list[str], out: str | None = None, quiet: bool = True) -> int:
     """Read the NDS JSON files (or folders of them) and write the database; returns the number of trials."""
-    files = _json_files(list(inputs))
+    inputs = list(inputs)
+    files = json_files(inputs)
+    if not files:
+        raise ValueError(f"no .json files in {', '.join(inputs)}")
     for f in files:
         parse_file_name(f)  # reject a stray file before writing anything
-    with generating(DATABASE, out, MODELS):
-        writer = TrialWriter(NdsTrialConfig, NdsTrialStats, NdsIntermediateStats)
-        for path in files:
-            for config, stats, inters in progress(iter_trials(path), path.name, quiet):
-                writer.add(canonical_json(config), config, stats, inters)
-        writer.flush()
-    return writer.count
+    trials = (trial for path in files for trial in progress(iter_trials(path), path.name, quiet))
+    return write_database(DATABASE, out, MODELS, trials, canonical_json)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m nni.nas.benchmarks.nds.db_gen", description=__doc__.split("\n")[0])
     parser.add_argument("inputs", nargs="+", help="the NDS .json files, or folders holding them")
-    add_output_argument(parser, DATABASE)
-    args = parser.parse_args(argv)
-    try:
-        n = generate(args.inputs, args.out, quiet=args.quiet)
-    except (ValueError, OSError) as err:  # bad input files: one line, no traceback
-        parser.exit(2, f"error: {err}\n")
-    print(f"{n} trials written to {args.out or DATABASE.path()}")
+    run_generator(parser, DATABASE, argv, lambda args: (generate(args.inputs, args.out, quiet=args.quiet), ""))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """The peewee models (tables) of the NDS database."""
-from peewee import CharField, FloatField, ForeignKeyField, IntegerField, Model
+from peewee import CharField, FloatField, IntegerField
 
-from ..utils import BenchmarkDatabase, JSONField
+from ..utils import BenchmarkDatabase, JSONField, config_link, table_base, trial_link
 
 __all__ = ["NdsTrialConfig", "NdsTrialStats", "NdsIntermediateStats", "DATABASE"]
 
 DATABASE = BenchmarkDatabase("nds.db", "NDS", "python -m nni.nas.benchmarks.nds.db_gen <folder of the NDS json files>")
+_Table = table_base(DATABASE)
 
 
-class NdsTrialConfig(Model):
+class NdsTrialConfig(_Table):
     """Trial config for NDS (On Network Design Spaces for Visual Recognition).
 
     Attributes:
@@ -37,15 +38,11 @@ class NdsTrialConfig(Model):
     weight_decay = FloatField()
     num_epochs = IntegerField(index=True)
 
-    class Meta:
-        database = DATABASE.db
-        table_name = "ndstrialconfig"
 
-
-class NdsTrialStats(Model):
+class NdsTrialStats(_Table):
     """Statistics of one NDS trial: accuracies 0-100, losses cross entropy (None for NaN),
     ``parameters`` and ``flops`` in millions, ``iter_time`` seconds per iteration."""
-    config = ForeignKeyField(NdsTrialConfig, backref="trial_stats", index=True)
+    config = config_link(NdsTrialConfig)
     seed = IntegerField()
     final_train_acc = FloatField()
     final_train_loss = FloatField(null=True)
@@ -57,22 +54,14 @@ class NdsTrialStats(Model):
     flops = FloatField()
     iter_time = FloatField(null=True)
 
-    class Meta:
-        database = DATABASE.db
-        table_name = "ndstrialstats"
 
-
-class NdsIntermediateStats(Model):
+class NdsIntermediateStats(_Table):
     """The metrics of one NDS trial after ``current_epoch`` epochs."""
-    trial = ForeignKeyField(NdsTrialStats, backref="intermediates", index=True)
+    trial = trial_link(NdsTrialStats)
     current_epoch = IntegerField()
     train_loss = FloatField(null=True)
     train_acc = FloatField()
     test_acc = FloatField()
-
-    class Meta:
-        database = DATABASE.db
-        table_name = "ndsintermediatestats"
 
 
 MODELS = [NdsTrialConfig, NdsTrialStats, NdsIntermediateStats]

@@ -15,9 +15,9 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..utils import TrialWriter, add_output_argument, canonical_json, generating, nan_to_none, progress
+from ..utils import canonical_json, json_files, nan_to_none, progress, run_generator, write_database
 from .constants import DATASETS
-from .model import DATABASE, MODELS, NlpIntermediateStats, NlpTrialConfig, NlpTrialStats
+from .model import DATABASE, MODELS
 from .query import check_arch
 
 __all__ = ["flatten_recipe", "iter_trials", "generate"]
@@ -37,18 +37,6 @@ def flatten_recipe(recipe: dict) -> dict:
             arch[f"{node}_input_{k}"] = name
     check_arch(arch)
     return arch
-
-
-def _log_files(paths: Iterable[str]) -> list[Path]:
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files.extend(sorted(p.rglob("*.json")))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise ValueError(f"{p}: no such file or folder")
-    return files
 
 
 def _value(values: list, i: int) -> Any:
@@ -92,28 +80,23 @@ def _read(files: list[Path]) -> Iterator[tuple[str, dict]]:
 
 def generate(paths: Iterable[str], out: str | None = None, quiet: bool = True) -> tuple[int, int]:
     """Read the logs under ``paths`` and write the database; returns ``(trials written, logs skipped)``."""
-    files = _log_files([paths] if isinstance(paths, str) else paths)
+    files = json_files([paths] if isinstance(paths, str) else paths, recursive=True)
     if not files:
         raise ValueError("no *.json log found in the given paths")
     skipped: list = []
-    with generating(DATABASE, out, MODELS):
-        writer = TrialWriter(NlpTrialConfig, NlpTrialStats, NlpIntermediateStats)
-        for config, stats, inters in progress(iter_trials(_read(files), skipped), "NAS-Bench-NLP", quiet):
-            writer.add((canonical_json(config["arch"]), config["dataset"]), config, stats, inters)
-        writer.flush()
-        return writer.count, len(skipped)
+    n = write_database(DATABASE, out, MODELS, progress(iter_trials(_read(files), skipped), "NAS-Bench-NLP", quiet),
+                       lambda config: (canonical_json(config["arch"]), config["dataset"]))
+    return n, len(skipped)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m nni.nas.benchmarks.nlp.db_gen", description=__doc__.split("\n")[0])
     parser.add_argument("logs", nargs="+", help="folders of the release's JSON logs (e.g. train_logs_single_run/) or log files")
-    add_output_argument(parser, DATABASE)
-    args = parser.parse_args(argv)
-    try:
-        n, skipped = generate(args.logs, args.out, quiet=args.quiet)
-    except (ValueError, OSError) as err:  # bad input files: one line, no traceback
-        parser.exit(2, f"error: {err}\n")
-    print(f"{n} trials written to {args.out or DATABASE.path()} ({skipped} logs skipped: status not OK or no epoch)")
+    run_generator(parser, DATABASE, argv, lambda args: _summary(*generate(args.logs, args.out, quiet=args.quiet)))
+
+
+def _summary(n: int, skipped: int) -> tuple[int, str]:
+    return n, f" ({skipped} logs skipped: status not OK or no epoch)"
 
 
 if __name__ == "__main__":

@@ -18,7 +18,12 @@ __all__ = ['FlopsLatencyPredictor', 'MeasuredLatencyPredictor', 'count_flops']
 
 
 def count_flops(module: nn.Module, example_inputs: Tuple[Any, ...]) -> float:
-    """Multiply-accumulate operations of one forward pass of ``module`` (convolutions, linear layers, poolings, elementwise norms)."""
+    """Multiply-accumulate operations of one forward pass of ``module`` (convolutions, linear layers, poolings, elementwise norms).
+
+    Deliberately not nni-compress's ``count_flops_params`` (used by ``FlopsPredictor``): nni-nas does not
+    depend on nni-compress, and that counter divides by the batch size and counts other layers (activations
+    in ``mode='full'``, no LayerNorm / GroupNorm), so the predicted costs would change.
+    """
     total: List[float] = [0.0]
 
     def hook(sub: nn.Module, inputs: Tuple[Any, ...], output: Any) -> None:
