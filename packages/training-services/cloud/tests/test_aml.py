@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from nni.runtime.training_service import ExperimentContext, TrialJobStatus, TrialSpec
+from nni.runtime.training_service import ExperimentContext, TrialJobStatus
 from nni.training_services.cloud.aml import AmlAdapter, AmlTrainingService, import_azureml
 from nni.training_services.cloud.base import CloudApiError
-from nni.training_services.cloud.testing import FakeAzureml, collect, finished, parameter, wait_running, write_trial_code
+from nni.training_services.cloud.testing import FakeAzureml, write_trial_code
 
 CONFIG = {"platform": "aml", "dockerImage": "msranni/nni:latest", "subscriptionId": "01234567-89ab-cdef-0123-456789abcdef", "resourceGroup": "rg-1",
           "workspaceName": "ws-1", "computeTarget": "cpu-cluster", "maxTrialNumberPerGpu": 1, "useActiveGpu": False}
@@ -36,19 +36,9 @@ def service(tmp_path):
         shutil.rmtree(made.base, ignore_errors=True)
 
 
-def test_runs_submitted_through_the_sdk_interface_and_cancelled(service):
+def test_runs_submitted_through_the_sdk_interface_and_cancelled(service, run_trials):
     ts, fake = service()
-
-    async def main():
-        await ts.start()
-        try:
-            for i in range(2):
-                await ts.submit(TrialSpec(f"am{i:03d}", i, parameter(i)))
-            return await collect(ts, finished(2))
-        finally:
-            await ts.stop()
-
-    states, metrics = asyncio.run(main())
+    states, metrics = run_trials(ts, ["am000", "am001"])
     assert {evs[-1].status for evs in states.values()} == {TrialJobStatus.SUCCEEDED}
     assert [r["type"] for r in metrics["am000"]] == ["PERIODICAL", "FINAL"]
     runs = fake.submitted()
@@ -63,21 +53,9 @@ def test_runs_submitted_through_the_sdk_interface_and_cancelled(service):
     assert list((snapshot / "outputs" / "trials").glob("*/trial.log"))
 
 
-def test_failed_run_requeues_with_the_aml_error(service):
+def test_failed_run_requeues_with_the_aml_error(service, lose_running_trial):
     ts, fake = service()
-
-    async def main():
-        await ts.start()
-        try:
-            await ts.submit(TrialSpec("slow1", 0, parameter(0, sleep=30)))
-            await wait_running(ts, "slow1")
-            fake.fail(fake.running()[0], "low-priority node preempted")
-            return await collect(ts, finished(1))
-        finally:
-            await ts.stop()
-
-    states, _ = asyncio.run(main())
-    last = states["slow1"][-1]
+    last = lose_running_trial(ts, fake, "low-priority node preempted")
     assert last.status == TrialJobStatus.SYS_CANCELED and last.requeue
     assert "AML job" in last.message and "Failed: low-priority node preempted" in last.message
 

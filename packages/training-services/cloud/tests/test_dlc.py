@@ -1,20 +1,12 @@
 """DlcTrainingService against DlcStandIn (PAI-DLC's signed ROA API on 127.0.0.1)."""
 from __future__ import annotations
 
-import asyncio
 
-import pytest
 
-from nni.runtime.training_service import ExperimentContext, TrialJobStatus, TrialSpec
+from nni.runtime.training_service import ExperimentContext, TrialJobStatus
 from nni.training_services.cloud.dlc import DlcTrainingService, roa_signature
-from nni.training_services.cloud.testing import DlcStandIn, collect, finished, parameter, roa_string_to_sign, wait_running, write_trial_code
+from nni.training_services.cloud.testing import roa_string_to_sign, write_trial_code
 
-
-@pytest.fixture
-def dlc(tmp_path, monkeypatch):
-    with DlcStandIn(tmp_path / "dlc") as server:
-        monkeypatch.setenv("NNI_DLC_ENDPOINT", server.url)
-        yield server
 
 
 def _service(tmp_path, dlc, **extra):
@@ -39,19 +31,8 @@ def test_signature_matches_an_independent_implementation():
     assert roa_signature("other", "POST", "/api/v1/jobs", {}, headers) != roa_signature("k", "POST", "/api/v1/jobs", {}, headers)
 
 
-def test_jobs_created_signed_and_stopped(tmp_path, dlc):
-    ts = _service(tmp_path, dlc)
-
-    async def main():
-        await ts.start()
-        try:
-            for i in range(2):
-                await ts.submit(TrialSpec(f"dl{i:03d}", i, parameter(i)))
-            return await collect(ts, finished(2))
-        finally:
-            await ts.stop()
-
-    states, metrics = asyncio.run(main())
+def test_jobs_created_signed_and_stopped(tmp_path, dlc, run_trials):
+    states, metrics = run_trials(_service(tmp_path, dlc), ["dl000", "dl001"])
     assert {evs[-1].status for evs in states.values()} == {TrialJobStatus.SUCCEEDED}
     assert [r["type"] for r in metrics["dl001"]] == ["PERIODICAL", "FINAL"]
     body = next(iter(dlc.bodies.values()))
@@ -64,38 +45,15 @@ def test_jobs_created_signed_and_stopped(tmp_path, dlc):
     assert "platform dlc" in (tmp_path / "exp" / "trials" / "dl000" / "trial.log").read_text()
 
 
-def test_wrong_secret_fails_the_trial_with_the_service_message(tmp_path, dlc):
-    ts = _service(tmp_path, dlc, accessKeySecret="not-the-secret")
-
-    async def main():
-        await ts.start()
-        try:
-            await ts.submit(TrialSpec("bad01", 0, parameter(0)))
-            return await collect(ts, finished(1))
-        finally:
-            await ts.stop()
-
-    states, _ = asyncio.run(main())
+def test_wrong_secret_fails_the_trial_with_the_service_message(tmp_path, dlc, run_trials):
+    states, _ = run_trials(_service(tmp_path, dlc, accessKeySecret="not-the-secret"), ["bad01"])
     last = states["bad01"][-1]
     assert last.status == TrialJobStatus.FAILED and not last.requeue
     assert "IncompleteSignature" in last.message or "signature" in last.message.lower()
     assert "not-the-secret" not in last.message
 
 
-def test_job_failure_requeues_the_trial(tmp_path, dlc):
-    ts = _service(tmp_path, dlc)
-
-    async def main():
-        await ts.start()
-        try:
-            await ts.submit(TrialSpec("slow1", 0, parameter(0, sleep=30)))
-            await wait_running(ts, "slow1")
-            dlc.fail(dlc.running()[0], "ECS instance released")
-            return await collect(ts, finished(1))
-        finally:
-            await ts.stop()
-
-    states, _ = asyncio.run(main())
-    last = states["slow1"][-1]
+def test_job_failure_requeues_the_trial(tmp_path, dlc, lose_running_trial):
+    last = lose_running_trial(_service(tmp_path, dlc), dlc, "ECS instance released")
     assert last.status == TrialJobStatus.SYS_CANCELED and last.requeue
     assert "PAI-DLC job dlc00000001 failed: Failed: JobFailed ECS instance released" in last.message

@@ -1,22 +1,13 @@
 """DltsTrainingService against DltsStandIn (a DLTS dashboard's jobs API on 127.0.0.1)."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
-from nni.runtime.training_service import ExperimentContext, TrialJobStatus, TrialSpec
+from nni.runtime.training_service import ExperimentContext, TrialJobStatus
 from nni.training_services.cloud.dlts import DltsTrainingService, dlts_settings
-from nni.training_services.cloud.testing import DltsStandIn, collect, finished, parameter, wait_running, write_trial_code
+from nni.training_services.cloud.testing import write_trial_code
 
-
-@pytest.fixture
-def dlts(tmp_path, monkeypatch):
-    with DltsStandIn(tmp_path / "dlts") as server:
-        for key, value in (("DLTS_CLUSTER", server.cluster), ("DLTS_TEAM", "platform"), ("DLTS_EMAIL", server.email),
-                           ("DLTS_PASSWORD", server.password)):
-            monkeypatch.setenv(key, value)
-        yield server
 
 
 def _service(tmp_path, dlts, gpu=None):
@@ -25,19 +16,8 @@ def _service(tmp_path, dlts, gpu=None):
     return DltsTrainingService({"platform": "dlts", "dashboard": dlts.url + "/", "dockerImage": "msranni/nni"}, ctx)
 
 
-def test_jobs_submitted_to_the_dashboard_and_killed(tmp_path, dlts):
-    ts = _service(tmp_path, dlts, gpu=0)
-
-    async def main():
-        await ts.start()
-        try:
-            for i in range(2):
-                await ts.submit(TrialSpec(f"dt{i:03d}", i, parameter(i)))
-            return await collect(ts, finished(2))
-        finally:
-            await ts.stop()
-
-    states, metrics = asyncio.run(main())
+def test_jobs_submitted_to_the_dashboard_and_killed(tmp_path, dlts, run_trials):
+    states, metrics = run_trials(_service(tmp_path, dlts, gpu=0), ["dt000", "dt001"])
     assert {evs[-1].status for evs in states.values()} == {TrialJobStatus.SUCCEEDED}
     assert [r["type"] for r in metrics["dt000"]] == ["PERIODICAL", "FINAL"]
     body = next(iter(dlts.bodies.values()))
@@ -48,21 +28,8 @@ def test_jobs_submitted_to_the_dashboard_and_killed(tmp_path, dlts):
     assert "platform dlts" in (tmp_path / "exp" / "trials" / "dt000" / "trial.log").read_text()
 
 
-def test_killed_job_requeues_its_trial(tmp_path, dlts):
-    ts = _service(tmp_path, dlts)
-
-    async def main():
-        await ts.start()
-        try:
-            await ts.submit(TrialSpec("slow1", 0, parameter(0, sleep=30)))
-            await wait_running(ts, "slow1")
-            dlts.fail(dlts.running()[0], "node drained by admin")
-            return await collect(ts, finished(1))
-        finally:
-            await ts.stop()
-
-    states, _ = asyncio.run(main())
-    last = states["slow1"][-1]
+def test_killed_job_requeues_its_trial(tmp_path, dlts, lose_running_trial):
+    last = lose_running_trial(_service(tmp_path, dlts), dlts, "node drained by admin")
     assert last.status == TrialJobStatus.SYS_CANCELED and last.requeue and "failed: failed: node drained by admin" in last.message
 
 

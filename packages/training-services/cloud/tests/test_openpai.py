@@ -3,18 +3,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 import yaml
 
 from nni.runtime.training_service import ExperimentContext, TrialJobStatus, TrialSpec
 from nni.training_services.cloud.openpai import OpenpaiTrainingService
-from nni.training_services.cloud.testing import OpenpaiStandIn, collect, finished, parameter, wait_running, write_trial_code
-
-
-@pytest.fixture
-def pai(tmp_path):
-    with OpenpaiStandIn(tmp_path / "pai") as server:
-        yield server
+from nni.training_services.cloud.testing import collect, finished, parameter, wait_running, write_trial_code
 
 
 def _config(pai, storage, **extra):
@@ -30,19 +23,9 @@ def _service(tmp_path, pai, **extra):
     return OpenpaiTrainingService(_config(pai, tmp_path / "storage", **extra), ctx)
 
 
-def test_reuse_mode_runs_trials_in_jobs_and_stops_them(tmp_path, pai):
+def test_reuse_mode_runs_trials_in_jobs_and_stops_them(tmp_path, pai, run_trials):
     ts = _service(tmp_path, pai)
-
-    async def main():
-        await ts.start()
-        try:
-            for i in range(3):
-                await ts.submit(TrialSpec(f"tr{i:03d}", i, parameter(i)))
-            return await collect(ts, finished(3))
-        finally:
-            await ts.stop()
-
-    states, metrics = asyncio.run(main())
+    states, metrics = run_trials(ts, [f"tr{i:03d}" for i in range(3)])
     assert {evs[-1].status for evs in states.values()} == {TrialJobStatus.SUCCEEDED}
     for i in range(3):
         assert [r["type"] for r in metrics[f"tr{i:03d}"]] == ["PERIODICAL", "FINAL"]
@@ -67,23 +50,8 @@ def test_reuse_mode_runs_trials_in_jobs_and_stops_them(tmp_path, pai):
     assert not pai.running()
 
 
-def test_failed_job_requeues_its_trial_with_the_reason(tmp_path, pai):
-    ts = _service(tmp_path, pai)
-
-    async def main():
-        await ts.start()
-        try:
-            await ts.submit(TrialSpec("slow1", 0, parameter(0, sleep=30)))
-            # wait until the trial runs in its job, then the "cluster" loses the node
-            await asyncio.get_running_loop().run_in_executor(None, lambda: pai.wait_for(lambda: pai.running(), what="a job"))
-            await wait_running(ts, "slow1")
-            pai.fail(pai.running()[0], "node gpu-17 lost")
-            return await collect(ts, finished(1))
-        finally:
-            await ts.stop()
-
-    states, _ = asyncio.run(main())
-    last = states["slow1"][-1]
+def test_failed_job_requeues_its_trial_with_the_reason(tmp_path, pai, lose_running_trial):
+    last = lose_running_trial(_service(tmp_path, pai), pai, "node gpu-17 lost")
     assert last.status == TrialJobStatus.SYS_CANCELED and last.requeue
     assert "OpenPAI job nni_exp_paiexp01_env_1 failed" in last.message and "node gpu-17 lost" in last.message
 
@@ -135,36 +103,15 @@ def test_jobs_failing_before_their_runner_connects_are_retried_then_fail(tmp_pat
     assert "3 jobs in a row" in states["doom3"][-1].message
 
 
-def test_refused_submission_fails_the_trial_with_the_service_message(tmp_path, pai):
-    ts = _service(tmp_path, pai, virtualCluster="nope")
-
-    async def main():
-        await ts.start()
-        try:
-            await ts.submit(TrialSpec("vc001", 0, parameter(0)))
-            return await collect(ts, finished(1))
-        finally:
-            await ts.stop()
-
-    states, _ = asyncio.run(main())
+def test_refused_submission_fails_the_trial_with_the_service_message(tmp_path, pai, run_trials):
+    states, _ = run_trials(_service(tmp_path, pai, virtualCluster="nope"), ["vc001"])
     last = states["vc001"][-1]
     assert last.status == TrialJobStatus.FAILED
     assert last.message == "OpenPAI: the job was not submitted: OpenPAI: submit job nni_exp_paiexp01_env_1: HTTP 400: Virtual cluster nope is not found."
 
 
-def test_non_reuse_mode_runs_one_single_trial_job_per_trial(tmp_path, pai):
-    ts = _service(tmp_path, pai, reuseMode=False)
-
-    async def main():
-        await ts.start()
-        try:
-            for i in range(2):
-                await ts.submit(TrialSpec(f"nr{i:03d}", i, parameter(i)))
-            return await collect(ts, finished(2))
-        finally:
-            await ts.stop()
-
-    states, _ = asyncio.run(main())
+def test_non_reuse_mode_runs_one_single_trial_job_per_trial(tmp_path, pai, run_trials):
+    states, _ = run_trials(_service(tmp_path, pai, reuseMode=False), ["nr000", "nr001"])
     assert {evs[-1].status for evs in states.values()} == {TrialJobStatus.SUCCEEDED}
     names = sorted(yaml.safe_load(p["body"])["name"] for p in pai.requests_to("POST", r"/jobs$"))
     assert names == ["nni_exp_paiexp01_trial_nr000", "nni_exp_paiexp01_trial_nr001"]

@@ -17,7 +17,7 @@ def test_public_api_imports():
 
 def test_declares_its_dependencies():
     deps = tomllib.loads((PACKAGE / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
-    assert {d.split(">")[0] for d in deps} == {"nni-core", "paramiko", "pathspec"}
+    assert {d.split(">")[0] for d in deps} == {"nni-core", "nni-ts-local", "paramiko", "pathspec"}
     assert importlib.metadata.version("nni-ts-remote")
 
 

@@ -31,7 +31,7 @@ from typing import Optional
 from . import runner_protocol as rp
 from .runner_client import RunnerClient
 
-__all__ = ["RunnerListener", "HandshakeError", "connect_to_manager", "TOKEN_ENV"]
+__all__ = ["RunnerListener", "HandshakeError", "ListenError", "connect_to_manager", "TOKEN_ENV"]
 
 _logger = logging.getLogger("nni.runtime.runner_listener")
 
@@ -45,6 +45,11 @@ class HandshakeError(ConnectionError):
     """The manager refused the runner's handshake (the message says why)."""
 
 
+class ListenError(OSError, ValueError):
+    """:meth:`RunnerListener.start` cannot listen on the configured address: a user error (the
+    message names the field, ``nniManagerIp``); an :class:`OSError` too, as binding failures were."""
+
+
 class RunnerListener:
     """A TCP server that runners started elsewhere connect back to.
 
@@ -55,21 +60,29 @@ class RunnerListener:
         advertise_host: the address runners are told, when it differs from the bound one
             (e.g. bind ``0.0.0.0``, advertise the login node's name).
         reply_timeout: passed to every :class:`RunnerClient`.
+        field: the configuration field that gave ``host``, named by the error :meth:`start`
+            raises when it cannot listen there.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, advertise_host: Optional[str] = None,
-                 reply_timeout: float = 30.0) -> None:
+                 reply_timeout: float = 30.0, field: str = "nniManagerIp") -> None:
         self.host = host
         self.port = port
         self.advertise_host = advertise_host
         self.reply_timeout = reply_timeout
+        self.field = field
         self._server: Optional[asyncio.base_events.Server] = None
         self._tokens: dict[str, str] = {}
         self._waiting: dict[str, asyncio.Future] = {}
         self._connected: set[str] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host, self.port, limit=rp.MAX_LINE_BYTES)
+        """Listen; :class:`ListenError` (one line naming :attr:`field`) when the address is not usable here."""
+        try:
+            self._server = await asyncio.start_server(self._accept, self.host, self.port, limit=rp.MAX_LINE_BYTES)
+        except OSError as err:
+            raise ListenError(f"{self.field}: cannot listen for trial runners on {self.host!r} ({err.strerror or err}); "
+                              "give an address of this machine the jobs can reach") from None
         self.port = self._server.sockets[0].getsockname()[1]
         _logger.info("Waiting for runners on %s:%d", self.host, self.port)
 

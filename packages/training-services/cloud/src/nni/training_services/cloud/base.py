@@ -39,26 +39,22 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from nni.runtime.runner_client import RunnerClient, RunnerConnectionLost, RunnerError, RunnerTimeout
+from nni.runtime.runner_client import RunnerClient, RunnerError
 from nni.runtime.runner_listener import RunnerListener
 from nni.runtime.training_service import (
     ExperimentContext,
-    MetricEvent,
     RequestNeverSatisfiable,
     StateEvent,
-    TrainingService,
     TrialJobDetail,
     TrialJobStatus,
-    TrialSpec,
-    now_ms,
 )
+from nni.training_services.local.runner_pool import OUTPUT_FILES, RUNNER_ERRORS, RunnerPool, copy_output_files
 
 __all__ = ["CloudTrainingService", "CloudApiError", "JobState", "RUNNER_MODULE", "OUTPUT_FILES"]
 
 _logger = logging.getLogger("nni.training_services.cloud")
 
 RUNNER_MODULE = "nni.training_services.local.runner"
-OUTPUT_FILES = ("stdout", "stderr", "trial.log")
 _ENDED = ("succeeded", "failed", "stopped")
 
 
@@ -103,7 +99,7 @@ class _Env:
         self.job_cancelled = False
 
 
-class CloudTrainingService(TrainingService):
+class CloudTrainingService(RunnerPool):
     """Base class of the cloud platforms (see the module docstring).
 
     A subclass sets :attr:`platform` and :attr:`display_name` and implements
@@ -120,7 +116,6 @@ class CloudTrainingService(TrainingService):
     """
 
     display_name = "cloud"
-    is_multi_phase_job_supported = True
     #: jobs that may end before their runner connects, in a row, before trials fail instead
     max_start_failures = 3
     #: the Python a job runs the runner with
@@ -139,16 +134,10 @@ class CloudTrainingService(TrainingService):
         self.reuse = True
         self.listener: Optional[RunnerListener] = None
         self._envs: dict[str, _Env] = {}
+        self._envs_at_stop: list[_Env] = []
         self._env_ids = itertools.count(1)
-        self._specs: dict[str, TrialSpec] = {}
-        self._owner: dict[str, _Env] = {}
-        self._backlog: list[str] = []
-        self._tasks: set[asyncio.Task] = set()
-        self._started = False
-        self._stopping = False
         self._start_failures = 0
         self._monitor_task: Optional[asyncio.Task] = None
-        self._trials_dir = Path(context.experiment_dir) / "trials"
         #: every job this service submitted: (job id, environment id), in order (for tests and logs)
         self.submitted_jobs: list[tuple[str, str]] = []
 
@@ -208,21 +197,13 @@ class CloudTrainingService(TrainingService):
         await self._open()
         await self._prepare()
         self.listener = RunnerListener(host=self.manager_ip)
-        try:
-            await self.listener.start()
-        except OSError as err:
-            raise CloudApiError(f"nniManagerIp: cannot listen for trial runners on {self.manager_ip} ({err.strerror or err}); "
-                                "give an address of this machine the jobs can reach") from None
+        await self.listener.start()
         self._started = True
         self._monitor_task = self._spawn(self._monitor())
         self._dispatch()
 
-    async def stop(self) -> None:
-        self._stopping = True
-        for trial_id in list(self._backlog):
-            self._backlog.remove(trial_id)
-            self._set_status(self._trials[trial_id], TrialJobStatus.SYS_CANCELED, "experiment stopped before the trial started")
-        envs = list(self._envs.values())
+    async def _stop_runners(self) -> None:
+        envs = self._envs_at_stop = list(self._envs.values())
         for env in envs:
             env.abandoned = True
             if env.client is None and self.listener is not None:
@@ -231,56 +212,52 @@ class CloudTrainingService(TrainingService):
             self._monitor_task.cancel()
         await asyncio.gather(*(env.client.stop() for env in envs if env.client is not None), return_exceptions=True)
         await asyncio.gather(*(self._cancel_env_job(env) for env in envs), return_exceptions=True)
-        if self._tasks:
-            current = asyncio.current_task()
-            await asyncio.gather(*[t for t in list(self._tasks) if t is not current], return_exceptions=True)
+
+    async def _release(self) -> None:
         # jobs submitted while stopping (their submit call was in flight)
-        await asyncio.gather(*(self._cancel_env_job(env) for env in envs), return_exceptions=True)
-        for detail in self._trials.values():
-            if not detail.status.is_final:
-                self._set_status(detail, TrialJobStatus.SYS_CANCELED, "experiment stopped")
+        await asyncio.gather(*(self._cancel_env_job(env) for env in self._envs_at_stop), return_exceptions=True)
         if self.listener is not None:
             await self.listener.close()
         await self._close()
-        self._end_events()
 
     # ----- trials -----
 
-    async def submit(self, spec: TrialSpec) -> TrialJobDetail:
-        if self._stopping:
-            raise RuntimeError(f"the {self.platform} training service is stopping")
-        local_dir = self._trials_dir / spec.trial_id
-        local_dir.mkdir(parents=True, exist_ok=True)
-        files = self._trial_files_dir(spec.trial_id)
-        detail = TrialJobDetail(
-            id=spec.trial_id,
-            status=TrialJobStatus.WAITING,
-            sequence_id=spec.sequence_id,
-            submit_time=now_ms(),
-            working_directory=str(files if files is not None else local_dir),
-        )
-        self._trials[spec.trial_id] = detail
-        self._specs[spec.trial_id] = spec
-        self._backlog.append(spec.trial_id)
-        self._dispatch()
-        return detail
+    def _trial_workdir(self, trial_id: str) -> Path:
+        files = self._trial_files_dir(trial_id)
+        return files if files is not None else super()._trial_workdir(trial_id)
 
-    def _gpu_number(self, spec: TrialSpec) -> Optional[int]:
-        return spec.gpu_number if spec.gpu_number is not None else self.context.trial_gpu_number
+    def _client_of(self, trial_id: str) -> Optional[RunnerClient]:
+        env = self._owner.get(trial_id)
+        return env.client if env is not None else None
 
-    def _dispatch(self) -> None:
-        """Give queued trials to idle environments; submit a job for each trial left over."""
-        if not self._started or self._stopping:
-            return
+    def _where(self, trial_id: str) -> str:
+        env = self._owner.get(trial_id)
+        return f"{self.display_name} job {env.job_id if env is not None else '?'}"
+
+    async def _cancel_unstarted(self, trial_id: str, final: TrialJobStatus) -> bool:
+        env = self._owner.get(trial_id)
+        if env is None or env.client is not None:
+            return False
+        # its job has not started yet: no point in starting it
+        self._set_status(self._trials[trial_id], final)
+        env.trial = None
+        env.abandoned = True
+        return True
+
+    def _idle_runner(self, trial_id: str) -> Optional[_Env]:
+        if not self.reuse:
+            return None
+        return next((e for e in self._envs.values() if e.client is not None and e.trial is None and not e.dead and not e.abandoned), None)
+
+    def _hand_over(self, env: _Env, trial_id: str) -> None:
+        env.trial = trial_id
+        self._owner[trial_id] = env
+        self._spawn(self._send(env, trial_id))
+
+    def _launch_for_backlog(self) -> None:
+        """Submit a job (a new environment) for each trial left over."""
         while self._backlog:
             trial_id = self._backlog.pop(0)
-            idle = [e for e in self._envs.values() if e.client is not None and e.trial is None and not e.dead and not e.abandoned]
-            if idle and self.reuse:
-                env = idle[0]
-                env.trial = trial_id
-                self._owner[trial_id] = env
-                self._spawn(self._hand_over(env, trial_id))
-                continue
             env = _Env(f"{self.context.experiment_id}-{self.platform}-{next(self._env_ids)}", trial_id, single=not self.reuse)
             self._envs[env.id] = env
             self._owner[trial_id] = env
@@ -324,7 +301,7 @@ class CloudTrainingService(TrainingService):
         context = self._job_context(env.id)
         try:
             await client.hello(context, config=self._runner_config(), platform=self.platform)
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError) as err:
+        except RUNNER_ERRORS as err:
             await client.aclose()
             # RunnerError: the runner refused (e.g. another NNI version in the image): retrying will not help
             self._env_failed(env, f"the trial runner in {self.display_name} job {job_id} did not start: {err}",
@@ -337,7 +314,7 @@ class CloudTrainingService(TrainingService):
             await self._retire(env)
             return
         if env.trial is not None:
-            await self._hand_over(env, env.trial)
+            await self._send(env, env.trial)
         else:
             self._dispatch()
 
@@ -375,11 +352,6 @@ class CloudTrainingService(TrainingService):
             if not waiter.done():
                 waiter.cancel()
 
-    def _waiting(self, detail: TrialJobDetail, message: str) -> None:
-        if detail.status == TrialJobStatus.WAITING and detail.message != message:
-            detail.message = message
-            self._emit(StateEvent(detail.id, TrialJobStatus.WAITING, now_ms(), message))
-
     def _env_failed(self, env: _Env, reason: str, fatal: bool = False) -> None:
         """The environment never got a runner: re-queue its trial, or fail it (see module doc)."""
         self._start_failures += 1
@@ -408,7 +380,7 @@ class CloudTrainingService(TrainingService):
         if env.trial is not None and self._owner.get(env.trial) is env:
             self._owner.pop(env.trial, None)
 
-    async def _hand_over(self, env: _Env, trial_id: str) -> None:
+    async def _send(self, env: _Env, trial_id: str) -> None:
         detail = self._trials[trial_id]
         client = env.client
         if detail.status.is_final or client is None:  # cancelled while its job started
@@ -419,35 +391,21 @@ class CloudTrainingService(TrainingService):
             else:
                 self._dispatch()
             return
-        try:
-            await client.submit(self._specs[trial_id])
-        except RequestNeverSatisfiable as err:
+        result = await self._submit_to(client, trial_id, f"{self.display_name} job {env.job_id}")
+        if isinstance(result, RequestNeverSatisfiable):
             env.trial = None
-            self._set_status(detail, TrialJobStatus.FAILED, f"{self.display_name} job {env.job_id}: {err}")
             if env.single:
                 await self._retire(env)
             self._dispatch()
-            return
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError, OSError) as err:
+        elif isinstance(result, Exception):
             # not started: the trial goes back to the front of the queue
             env.trial = None
             self._owner.pop(trial_id, None)
-            if not detail.status.is_final:
-                self._backlog.insert(0, trial_id)
-            await self._env_lost(env, f"the trial runner in {self.display_name} job {env.job_id} failed: {err}")
-            return
-        if detail.status.is_final:  # cancelled while being handed over
-            await client.cancel(trial_id, status=detail.status)
+            self._requeue_first(trial_id)
+            await self._env_lost(env, f"the trial runner in {self.display_name} job {env.job_id} failed: {result}")
 
     async def _pump(self, env: _Env, client: RunnerClient) -> None:
-        async for event in client.events():
-            detail = self._trials.get(event.trial_id)
-            if detail is None:
-                continue
-            if isinstance(event, MetricEvent):
-                self._emit(event)
-                continue
-            self._on_state(env, detail, event)
+        closed = await self._forward(env, client)
         if env.dead:
             return
         if env.single and env.trial is None:  # its one trial ended; the job ends by itself
@@ -456,14 +414,9 @@ class CloudTrainingService(TrainingService):
         if self._stopping or env.abandoned:
             self._drop_env(env)
             return
-        await self._env_lost(env, await client.closed)
+        await self._env_lost(env, closed)
 
-    def _on_state(self, env: _Env, detail: TrialJobDetail, event: StateEvent) -> None:
-        if detail.status.is_final:
-            return
-        if event.status == TrialJobStatus.WAITING:
-            self._waiting(detail, event.message)
-            return
+    def _on_runner_state(self, env: _Env, detail: TrialJobDetail, event: StateEvent) -> None:
         self._set_status(detail, event.status, event.message, event.exit_code, event.time)
         if event.status.is_final:
             if env.trial == detail.id:
@@ -543,39 +496,6 @@ class CloudTrainingService(TrainingService):
                     await env.client.aclose()
                     await self._env_lost(env, state.message)
 
-    async def cancel(self, trial_id: str, early_stopped: bool = False, status: Optional[TrialJobStatus] = None) -> None:
-        final = TrialJobStatus.EARLY_STOPPED if early_stopped else (status or TrialJobStatus.USER_CANCELED)
-        detail = self._trials.get(trial_id)
-        if detail is None or detail.status.is_final:
-            return
-        if trial_id in self._backlog:
-            self._backlog.remove(trial_id)
-            self._set_status(detail, final)
-            return
-        env = self._owner.get(trial_id)
-        if env is None:
-            return
-        if env.client is None:  # its job has not started yet: no point in starting it
-            self._set_status(detail, final)
-            env.trial = None
-            env.abandoned = True
-            return
-        try:
-            await env.client.cancel(trial_id, early_stopped=early_stopped, status=status)
-        except KeyError:  # not registered there yet: _hand_over cancels it once it is
-            self._set_status(detail, final)
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError) as err:
-            _logger.warning("Trial %s: cancel in %s job %s failed: %s", trial_id, self.display_name, env.job_id, err)
-
-    async def send_parameter(self, trial_id: str, parameter: str) -> None:
-        detail = self._trials[trial_id]
-        if detail.status.is_final:
-            return
-        env = self._owner.get(trial_id)
-        if env is None or env.client is None:
-            raise KeyError(trial_id)
-        await env.client.send_parameter(trial_id, parameter)
-
     # ----- helpers -----
 
     async def _copy_output(self, trial_id: str) -> None:
@@ -584,20 +504,7 @@ class CloudTrainingService(TrainingService):
         if source is None or source.resolve() == target.resolve():
             return
 
-        def copy() -> None:
-            for name in OUTPUT_FILES:
-                try:
-                    shutil.copyfile(source / name, target / name)
-                except OSError as err:
-                    _logger.info("Trial %s: %s not copied from the storage: %s", trial_id, name, err)
-
-        await asyncio.get_running_loop().run_in_executor(None, copy)
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        await asyncio.get_running_loop().run_in_executor(None, copy_output_files, source, target, trial_id, " from the storage")
 
 
 def copy_code(source: str, target: Path) -> int:

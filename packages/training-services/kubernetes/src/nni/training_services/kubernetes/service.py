@@ -61,19 +61,16 @@ from urllib3.exceptions import HTTPError as _Urllib3Error
 from nni.experiment.config.adl import AdlConfig
 from nni.experiment.config.frameworkcontroller import FrameworkControllerConfig
 from nni.experiment.config.kubeflow import KubeflowConfig
-from nni.runtime.runner_client import RunnerClient, RunnerConnectionLost, RunnerError, RunnerTimeout
+from nni.runtime.runner_client import RunnerClient
 from nni.runtime.runner_listener import RunnerListener
 from nni.runtime.training_service import (
     ExperimentContext,
-    MetricEvent,
     RequestNeverSatisfiable,
     StateEvent,
-    TrainingService,
     TrialJobDetail,
     TrialJobStatus,
-    TrialSpec,
-    now_ms,
 )
+from nni.training_services.local.runner_pool import RUNNER_ERRORS, RunnerPool, copy_output_files
 
 from . import manifests as mf
 
@@ -85,7 +82,6 @@ __all__ = [
 _logger = logging.getLogger("nni.training_services.kubernetes")
 
 RUNNER_MODULE = "nni.training_services.local.runner"
-OUTPUT_FILES = ("stdout", "stderr", "trial.log")
 
 
 #: What a call raises when the API server cannot be reached (refused, reset, timed out).
@@ -135,7 +131,7 @@ class _Env:
     deleted: bool = False
 
 
-class KubernetesTrainingService(TrainingService):
+class KubernetesTrainingService(RunnerPool):
     """The common part of the three Kubernetes platforms (see the module docstring).
 
     Args:
@@ -146,7 +142,6 @@ class KubernetesTrainingService(TrainingService):
         loss_grace: seconds to wait for the pod's status to say why a runner's connection dropped.
     """
 
-    is_multi_phase_job_supported = True
     #: The job kind's API location (set by subclasses, may depend on the config).
     crd: mf.Crd
 
@@ -168,20 +163,15 @@ class KubernetesTrainingService(TrainingService):
         self._core_future: Optional[asyncio.Future] = None  # -> CoreV1Api
         self.listener: Optional[RunnerListener] = None
         self._envs: dict[str, _Env] = {}
-        self._owner: dict[str, _Env] = {}
-        self._specs: dict[str, TrialSpec] = {}
-        self._backlog: list[str] = []
-        self._tasks: set[asyncio.Task] = set()
         self._secrets: list[str] = []
         self._claims: list[str] = []
         self._env_count = 0
-        self._started = False
-        self._stopping = False
+        self._stop_began = 0.0
+        self._jobs_at_stop = 0
         self._watch_stop = threading.Event()
         # Blocking client calls run here, not in the loop's default executor, which the manager
         # may keep busy: a stop or a lost trial must not wait behind unrelated work.
         self._pool = ThreadPoolExecutor(4, thread_name_prefix=f"nni-{self.platform}")
-        self._trials_dir = Path(context.experiment_dir) / "trials"
 
     # ----- what subclasses provide -----
 
@@ -252,31 +242,24 @@ class KubernetesTrainingService(TrainingService):
     def _operator_name(self) -> str:
         return "its operator"
 
-    async def stop(self) -> None:
-        self._stopping = True
-        t0 = asyncio.get_running_loop().time()
-        jobs = len(self._envs)
-        for trial_id in list(self._backlog):
-            self._backlog.remove(trial_id)
-            self._set_status(self._trials[trial_id], TrialJobStatus.SYS_CANCELED, "experiment stopped before the trial started")
+    async def _stop_runners(self) -> None:
+        self._stop_began = asyncio.get_running_loop().time()
+        self._jobs_at_stop = len(self._envs)
         stops = [env.client.stop(timeout=15) for env in self._envs.values() if env.client is not None]
         await asyncio.gather(*stops, return_exceptions=True)
         await asyncio.gather(*(self._delete_job(env) for env in list(self._envs.values())), return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        for detail in self._trials.values():
-            if not detail.status.is_final:
-                self._set_status(detail, TrialJobStatus.SYS_CANCELED, "experiment stopped")
+
+    async def _release(self) -> None:
         self._watch_stop.set()
         if self.listener is not None:
             await self.listener.close()
         await self._delete_core_objects()
         await self._call(self._release_storage)
-        _logger.info("%s: stopped; %d job(s) deleted in %.1f s", self.platform, jobs, asyncio.get_running_loop().time() - t0)
+        _logger.info("%s: stopped; %d job(s) deleted in %.1f s", self.platform, self._jobs_at_stop,
+                     asyncio.get_running_loop().time() - self._stop_began)
         self._pool.shutdown(wait=False)
-        self._end_events()
 
     # ----- storage -----
 
@@ -395,10 +378,10 @@ class KubernetesTrainingService(TrainingService):
                                    trial_code_directory=f"{self.container_root}/code", trial_command=self._primary_command(),
                                    shared_storage=None)
 
-    def _trial_dir(self, trial_id: str) -> Path:
+    def _trial_workdir(self, trial_id: str) -> Path:
         if self.local_root is not None:
             return self.local_root / "trials" / trial_id
-        return self._trials_dir / trial_id
+        return super()._trial_workdir(trial_id)
 
     def _trial_url(self, trial_id: str) -> Optional[str]:
         storage = self.config.get("storage") or {}
@@ -411,40 +394,38 @@ class KubernetesTrainingService(TrainingService):
 
     # ----- trials -----
 
-    async def submit(self, spec: TrialSpec) -> TrialJobDetail:
-        if self._stopping:
-            raise RuntimeError(f"the {self.platform} training service is stopping")
-        (self._trials_dir / spec.trial_id).mkdir(parents=True, exist_ok=True)
-        detail = TrialJobDetail(id=spec.trial_id, status=TrialJobStatus.WAITING, sequence_id=spec.sequence_id,
-                                submit_time=now_ms(), working_directory=str(self._trial_dir(spec.trial_id)),
-                                url=self._trial_url(spec.trial_id))
-        self._trials[spec.trial_id] = detail
-        self._specs[spec.trial_id] = spec
-        self._backlog.append(spec.trial_id)
-        self._dispatch()
-        return detail
+    def _client_of(self, trial_id: str) -> Optional[RunnerClient]:
+        env = self._owner.get(trial_id)
+        return env.client if env is not None else None
 
-    def _dispatch(self) -> None:
-        """Hand waiting trials to idle environments; start new jobs for the rest."""
-        if not self._started or self._stopping:
-            return
+    def _where(self, trial_id: str) -> str:
+        env = self._owner.get(trial_id)
+        return env.name if env is not None else "?"
+
+    async def _cancel_unstarted(self, trial_id: str, final: TrialJobStatus) -> bool:
+        env = self._owner.get(trial_id)
+        if env is None or trial_id not in env.waiting:
+            return False
+        env.waiting.remove(trial_id)
+        self._set_status(self._trials[trial_id], final)
+        if env.single:
+            await self._delete_job(env)
+        return True
+
+    def _idle_runner(self, trial_id: str) -> Optional[_Env]:
+        return next((e for e in self._envs.values() if not e.single and e.client is not None and e.trial is None), None)
+
+    def _launch_for_backlog(self) -> None:
+        """Promise each trial left to a job that is starting (one trial each), creating jobs as needed."""
         while self._backlog:
             trial_id = self._backlog.pop(0)
-            idle = next((e for e in self._envs.values() if not e.single and e.client is not None and e.trial is None), None)
-            if idle is not None:
-                self._hand_over(idle, trial_id)
-                continue
             starting = next((e for e in self._envs.values() if not e.single and e.client is None and e.trial is None
                              and not e.waiting), None)
             if starting is None:
                 starting = self._new_env(single=not self.reuse, trial_id=trial_id)
             starting.waiting.append(trial_id)
             self._owner[trial_id] = starting
-            detail = self._trials[trial_id]
-            why = f"waiting for {self.crd.kind} {starting.name} to start its trial runner"
-            if detail.message != why:
-                detail.message = why
-                self._emit(StateEvent(trial_id, TrialJobStatus.WAITING, now_ms(), why))
+            self._waiting(self._trials[trial_id], f"waiting for {self.crd.kind} {starting.name} to start its trial runner")
 
     def _new_env(self, single: bool, trial_id: str) -> _Env:
         self._env_count += 1
@@ -471,7 +452,7 @@ class KubernetesTrainingService(TrainingService):
                 raise KubernetesError(f"{crd.kind} {env.name} failed before its trial runner started: {why}")
             client = waiter.result()
             await client.hello(self._runner_context(), config=self.config, platform=self.platform)
-        except (ApiException, KubernetesError, RunnerConnectionLost, RunnerTimeout, RunnerError, *NETWORK_ERRORS) as err:
+        except (ApiException, KubernetesError, *RUNNER_ERRORS, *NETWORK_ERRORS) as err:
             message = f"{crd.kind} {env.name}: {_api_message(err)}" if isinstance(err, ApiException) else str(err)
             _logger.warning("%s", message)
             await self._delete_job(env)
@@ -501,52 +482,40 @@ class KubernetesTrainingService(TrainingService):
     def _hand_over(self, env: _Env, trial_id: str) -> None:
         env.trial = trial_id
         self._owner[trial_id] = env
-        self._spawn(self._submit_to(env, trial_id))
+        self._spawn(self._send(env, trial_id))
 
-    async def _submit_to(self, env: _Env, trial_id: str) -> None:
-        detail = self._trials[trial_id]
+    async def _send(self, env: _Env, trial_id: str) -> None:
         assert env.client is not None
-        try:
-            await env.client.submit(self._specs[trial_id])
-        except RequestNeverSatisfiable as err:
+        result = await self._submit_to(env.client, trial_id, env.name)
+        if isinstance(result, RequestNeverSatisfiable):
             env.trial = None
-            self._set_status(detail, TrialJobStatus.FAILED, f"{env.name}: {err}")
             self._dispatch()
-            return
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError, OSError):
-            return  # the pump sees the lost connection and re-queues the trial
-        if detail.status.is_final:  # cancelled while being handed over
-            await env.client.cancel(trial_id, status=detail.status)
+        # a runner error: the pump sees the lost connection and re-queues the trial
 
     async def _pump(self, env: _Env, client: RunnerClient) -> None:
-        async for event in client.events():
-            detail = self._trials.get(event.trial_id)
-            if detail is None:
-                continue
-            if isinstance(event, MetricEvent):
-                self._emit(event)
-                continue
-            if detail.status.is_final:
-                continue
-            if event.status == TrialJobStatus.WAITING:
-                continue
-            self._set_status(detail, event.status, event.message, event.exit_code, event.time)
-            if event.status.is_final:
-                env.trial = None
-                await self._call(self._copy_output, detail.id)
-                if env.single:
-                    await self._delete_job(env)
-                self._dispatch()
+        closed = await self._forward(env, client)
         if self._stopping or env.deleted:
             return
-        reason = await self._loss_reason(env, await client.closed)
+        reason = await self._loss_reason(env, closed)
         await self._delete_job(env)
         if env.trial is not None:
             detail = self._trials[env.trial]
             env.trial = None
-            self._set_status(detail, TrialJobStatus.SYS_CANCELED, f"{reason}; the trial was stopped there", requeue=True)
+            self._requeue(detail, f"{reason}; the trial was stopped there")
             await self._call(self._copy_output, detail.id)
         self._dispatch()
+
+    async def _on_runner_state(self, env: _Env, detail: TrialJobDetail, event: StateEvent) -> None:
+        self._set_status(detail, event.status, event.message, event.exit_code, event.time)
+        if event.status.is_final:
+            env.trial = None
+            await self._call(self._copy_output, detail.id)
+            if env.single:
+                await self._delete_job(env)
+            self._dispatch()
+
+    def _runner_waiting(self, detail: TrialJobDetail, why: str) -> None:
+        """Kept quiet: the trial's message stays what the service said."""
 
     async def _loss_reason(self, env: _Env, closed: str) -> str:
         """Why a job's runner went away: an evicted pod, a failed job, a failed pod, or the connection."""
@@ -602,48 +571,9 @@ class KubernetesTrainingService(TrainingService):
             _logger.warning("%s %s not deleted: %s", crd.kind, env.name, err)
 
     def _copy_output(self, trial_id: str) -> None:
-        if self.local_root is None:
-            return
-        source = self.local_root / "trials" / trial_id
-        for name in OUTPUT_FILES:
-            try:
-                shutil.copyfile(source / name, self._trials_dir / trial_id / name)
-            except OSError:
-                pass
-
-    async def cancel(self, trial_id: str, early_stopped: bool = False, status: Optional[TrialJobStatus] = None) -> None:
-        final = TrialJobStatus.EARLY_STOPPED if early_stopped else (status or TrialJobStatus.USER_CANCELED)
-        detail = self._trials.get(trial_id)
-        if detail is None or detail.status.is_final:
-            return
-        if trial_id in self._backlog:
-            self._backlog.remove(trial_id)
-            self._set_status(detail, final)
-            return
-        env = self._owner.get(trial_id)
-        if env is not None and trial_id in env.waiting:
-            env.waiting.remove(trial_id)
-            self._set_status(detail, final)
-            if env.single:
-                await self._delete_job(env)
-            return
-        if env is None or env.client is None:
-            return
-        try:
-            await env.client.cancel(trial_id, early_stopped=early_stopped, status=status)
-        except KeyError:
-            self._set_status(detail, final)
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError) as err:
-            _logger.warning("Trial %s: cancel in %s failed: %s", trial_id, env.name, err)
-
-    async def send_parameter(self, trial_id: str, parameter: str) -> None:
-        detail = self._trials[trial_id]
-        if detail.status.is_final:
-            return
-        env = self._owner.get(trial_id)
-        if env is None or env.client is None:
-            raise KeyError(trial_id)
-        await env.client.send_parameter(trial_id, parameter)
+        if self.local_root is not None:
+            copy_output_files(self.local_root / "trials" / trial_id, self._trials_dir / trial_id, trial_id,
+                              " from the storage", log=_logger.debug)
 
     # ----- watching the jobs -----
 
@@ -719,12 +649,6 @@ class KubernetesTrainingService(TrainingService):
         """``nnictl platform clean``: delete the jobs, Secrets and PVCs of every experiment that
         is not running; returns what was done, one line."""
         return _cleanup(cls, config, running)
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def _pod(self, *, role: str, container: str, image: str, command: list[str], env: Optional[dict], cpu: Any, memory_mb: Any,
              gpu: Any, job: str, extra_volumes: Optional[list] = None, extra_mounts: Optional[list] = None,

@@ -44,22 +44,17 @@ import logging
 import re
 import secrets
 import shlex
-import shutil
 from pathlib import Path
 from typing import Optional
 
-from nni.runtime.runner_client import RunnerClient, RunnerConnectionLost, RunnerError, RunnerTimeout
+from nni.runtime.runner_client import RunnerClient, RunnerConnectionLost
 from nni.runtime.training_service import (
     ExperimentContext,
-    MetricEvent,
     RequestNeverSatisfiable,
     StateEvent,
-    TrainingService,
     TrialJobDetail,
-    TrialJobStatus,
-    TrialSpec,
-    now_ms,
 )
+from nni.training_services.local.runner_pool import OUTPUT_FILES, RUNNER_ERRORS, RunnerPool, copy_output_files
 
 from .preflight import MachineInfo, preflight
 from .shared_storage import SharedStorage, SharedStorageError
@@ -69,8 +64,6 @@ from .upload import download_files, remove, upload_code
 __all__ = ["RemoteTrainingService", "remote_experiment_dir"]
 
 _logger = logging.getLogger("nni.training_services.remote")
-
-OUTPUT_FILES = ("stdout", "stderr", "trial.log")
 
 
 def remote_experiment_dir(home: str, experiment_id: str) -> str:
@@ -122,7 +115,7 @@ class _Machine:
         return True
 
 
-class RemoteTrainingService(TrainingService):
+class RemoteTrainingService(RunnerPool):
     """Runs trials on the machines of ``machineList`` (``platform: remote``).
 
     Args:
@@ -135,7 +128,6 @@ class RemoteTrainingService(TrainingService):
     """
 
     platform = "remote"
-    is_multi_phase_job_supported = True
 
     def __init__(
         self,
@@ -151,14 +143,7 @@ class RemoteTrainingService(TrainingService):
         self.reconnect_max_delay = reconnect_max_delay
         self.connect_attempts = connect_attempts
         self._machines = [_Machine(SshMachine(m), dict(m)) for m in self.config.get("machineList") or []]
-        self._specs: dict[str, TrialSpec] = {}
-        self._owner: dict[str, _Machine] = {}
         self._singles: dict[str, RunnerClient] = {}  # non-reuse mode: the runner of each trial
-        self._backlog: list[str] = []  # submitted trials not yet handed to a machine
-        self._tasks: set[asyncio.Task] = set()
-        self._stopping = False
-        self._started = False
-        self._trials_dir = Path(context.experiment_dir) / "trials"
         self._marker = f".nni-manager-{secrets.token_hex(6)}"
         self.storage: Optional[SharedStorage] = None
         if context.shared_storage:
@@ -252,7 +237,7 @@ class RemoteTrainingService(TrainingService):
                                       trial_code_directory=m.code_dir, shared_storage=None)
         try:
             info = await client.hello(context, config=m.config, platform="remote")
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError) as err:
+        except RUNNER_ERRORS as err:
             tail = writer.stderr_tail().strip().splitlines()
             await client.aclose()
             raise RemoteMachineError(f"{m.name}: the trial runner did not start ({tail[-1][:200] if tail else err})", "runner") from None
@@ -267,24 +252,16 @@ class RemoteTrainingService(TrainingService):
         m.down_reason = ""
         self._spawn(self._pump(m, client))
 
-    async def stop(self) -> None:
-        self._stopping = True
-        for trial_id in list(self._backlog):
-            self._backlog.remove(trial_id)
-            self._set_status(self._trials[trial_id], TrialJobStatus.SYS_CANCELED, "experiment stopped before the trial started")
+    async def _stop_runners(self) -> None:
         for m in self._machines:
             if m.reconnect_task is not None:
                 m.reconnect_task.cancel()
         stops = [m.client.stop() for m in self._machines if m.client is not None]
         stops += [c.stop() for c in self._singles.values()]
         await asyncio.gather(*stops, return_exceptions=True)
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        for detail in self._trials.values():  # a runner that vanished cannot report its trials' end
-            if not detail.status.is_final:
-                self._set_status(detail, TrialJobStatus.SYS_CANCELED, "experiment stopped")
+
+    async def _release(self) -> None:
         await self._close_all()
-        self._end_events()
 
     async def _close_all(self) -> None:
         if self.storage is not None:
@@ -293,115 +270,88 @@ class RemoteTrainingService(TrainingService):
 
     # ----- trials -----
 
-    async def submit(self, spec: TrialSpec) -> TrialJobDetail:
-        if self._stopping:
-            raise RuntimeError("the remote training service is stopping")
-        trial_dir = self._trials_dir / spec.trial_id
-        trial_dir.mkdir(parents=True, exist_ok=True)
+    def _trial_workdir(self, trial_id: str) -> Path:
         if self.storage is not None and self.storage.local_visible:  # the machines write there directly
-            trial_dir = self.storage.local_root / "trials" / spec.trial_id
-        detail = TrialJobDetail(
-            id=spec.trial_id,
-            status=TrialJobStatus.WAITING,
-            sequence_id=spec.sequence_id,
-            submit_time=now_ms(),
-            working_directory=str(trial_dir),
-        )
-        self._trials[spec.trial_id] = detail
-        self._specs[spec.trial_id] = spec
-        self._backlog.append(spec.trial_id)
-        self._dispatch()
-        return detail
+            return self.storage.local_root / "trials" / trial_id
+        return super()._trial_workdir(trial_id)
 
-    def _gpu_number(self, spec: TrialSpec) -> Optional[int]:
-        return spec.gpu_number if spec.gpu_number is not None else self.context.trial_gpu_number
+    def _client_of(self, trial_id: str) -> Optional[RunnerClient]:
+        m = self._owner.get(trial_id)
+        return self._singles.get(trial_id) or (m.client if m is not None else None)
 
-    def _dispatch(self) -> None:
-        """Hand queued trials to machines, least busy first, while some machine is free."""
-        if not self._started or self._stopping:
-            return
-        while self._backlog:
-            trial_id = self._backlog[0]
-            spec = self._specs[trial_id]
-            free = [m for m in self._machines if m.free(self._gpu_number(spec))]
-            if not free:
-                detail = self._trials[trial_id]
-                down = [f"{m.name} ({m.down_reason})" for m in self._machines if not m.up]
-                why = ("no remote machine is reachable: " + "; ".join(down)) if len(down) == len(self._machines) else "waiting for a free GPU on a remote machine"
-                if detail.message != why:
-                    detail.message = why
-                    self._emit(StateEvent(trial_id, TrialJobStatus.WAITING, now_ms(), why))
-                return
-            m = min(free, key=lambda x: len(x.active))
-            self._backlog.pop(0)
-            m.active.add(trial_id)
-            self._owner[trial_id] = m
-            self._spawn(self._hand_over(m, spec))
+    def _where(self, trial_id: str) -> str:
+        m = self._owner.get(trial_id)
+        return m.name if m is not None else "?"
 
-    async def _hand_over(self, m: _Machine, spec: TrialSpec) -> None:
-        trial_id = spec.trial_id
+    def _idle_runner(self, trial_id: str) -> Optional[_Machine]:
+        """The least busy machine with room for the trial."""
+        free = [m for m in self._machines if m.free(self._gpu_number(self._specs[trial_id]))]
+        return min(free, key=lambda x: len(x.active)) if free else None
+
+    def _hand_over(self, m: _Machine, trial_id: str) -> None:
+        m.active.add(trial_id)
+        self._owner[trial_id] = m
+        self._spawn(self._send(m, trial_id))
+
+    def _launch_for_backlog(self) -> None:
+        # the machines are fixed: the first waiting trial says why it waits
+        if self._backlog:
+            down = [f"{m.name} ({m.down_reason})" for m in self._machines if not m.up]
+            why = ("no remote machine is reachable: " + "; ".join(down)) if len(down) == len(self._machines) else "waiting for a free GPU on a remote machine"
+            self._waiting(self._trials[self._backlog[0]], why)
+
+    async def _send(self, m: _Machine, trial_id: str) -> None:
         detail = self._trials[trial_id]
         client = m.client
-        try:
-            if not self.reuse:
+        if not self.reuse:
+            try:
                 client = await self._open_runner(m, single=True)
-                self._singles[trial_id] = client
-                self._spawn(self._pump(m, client, single_trial=trial_id))
-            if client is None:
-                raise RunnerConnectionLost(f"{m.name} is down")
-            remote = await client.submit(spec)
-        except RequestNeverSatisfiable as err:
-            m.active.discard(trial_id)
-            self._set_status(detail, TrialJobStatus.FAILED, f"{m.name}: {err}")
-            self._dispatch()
-            return
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError, RemoteMachineError, OSError) as err:
-            # not started anywhere: back to the front of the queue for another machine
-            m.active.discard(trial_id)
-            self._owner.pop(trial_id, None)
-            self._singles.pop(trial_id, None)
-            if detail.status.is_final:
+            except (*RUNNER_ERRORS, RemoteMachineError, OSError) as err:
+                self._not_handed_over(m, trial_id, err)
                 return
-            _logger.warning("Trial %s could not be handed to %s (%s); it waits for another machine", trial_id, m.name, err)
-            if not self.reuse and m.up:
-                self._machine_lost(m, str(err))
-            self._backlog.insert(0, trial_id)
-            self._dispatch()
+            self._singles[trial_id] = client
+            self._spawn(self._pump(m, client, single_trial=trial_id))
+        if client is None:
+            self._not_handed_over(m, trial_id, RunnerConnectionLost(f"{m.name} is down"))
             return
-        detail.url = f"ssh://{m.ssh.user}@{m.ssh.host}:{m.ssh.port}{remote.working_directory}"
-        detail.gpu_indices = remote.gpu_indices
-        if detail.status.is_final:  # cancelled while being handed over
-            await client.cancel(trial_id, status=detail.status)
+        remote = await self._submit_to(client, trial_id, m.name)
+        if isinstance(remote, RequestNeverSatisfiable):
+            m.active.discard(trial_id)
+            self._dispatch()
+        elif isinstance(remote, Exception):
+            self._not_handed_over(m, trial_id, remote)
+        else:
+            detail.url = f"ssh://{m.ssh.user}@{m.ssh.host}:{m.ssh.port}{remote.working_directory}"
+            detail.gpu_indices = remote.gpu_indices
+
+    def _not_handed_over(self, m: _Machine, trial_id: str, err: Exception) -> None:
+        """Not started anywhere: back to the front of the queue for another machine."""
+        m.active.discard(trial_id)
+        self._owner.pop(trial_id, None)
+        self._singles.pop(trial_id, None)
+        if self._trials[trial_id].status.is_final:
+            return
+        _logger.warning("Trial %s could not be handed to %s (%s); it waits for another machine", trial_id, m.name, err)
+        if not self.reuse and m.up:
+            self._machine_lost(m, str(err))
+        self._requeue_first(trial_id)
+        self._dispatch()
 
     async def _pump(self, m: _Machine, client: RunnerClient, single_trial: Optional[str] = None) -> None:
         """Forward one runner's events until its stream ends."""
-        async for event in client.events():
-            detail = self._trials.get(event.trial_id)
-            if detail is None:
-                continue
-            if isinstance(event, MetricEvent):
-                self._emit(event)
-                continue
-            self._on_state(m, detail, event)
+        closed = await self._forward(m, client)
         if single_trial is not None:
             self._singles.pop(single_trial, None)
             detail = self._trials.get(single_trial)
             if detail is not None and not detail.status.is_final and not self._stopping:
-                self._requeue(detail, f"the trial runner on {m.name} ended unexpectedly ({await client.closed})")
+                self._requeue(detail, f"the trial runner on {m.name} ended unexpectedly ({closed})")
                 m.active.discard(single_trial)
                 self._dispatch()
             return
         if not self._stopping and m.client is client:
-            self._machine_lost(m, await client.closed)
+            self._machine_lost(m, closed)
 
-    def _on_state(self, m: _Machine, detail: TrialJobDetail, event: StateEvent) -> None:
-        if detail.status.is_final:
-            return
-        if event.status == TrialJobStatus.WAITING:
-            if detail.message != event.message:
-                detail.message = event.message
-                self._emit(event)
-            return
+    def _on_runner_state(self, m: _Machine, detail: TrialJobDetail, event: StateEvent) -> None:
         self._set_status(detail, event.status, event.message, event.exit_code, event.time)
         if event.status.is_final:
             m.active.discard(detail.id)
@@ -425,16 +375,8 @@ class RemoteTrainingService(TrainingService):
 
     def _copy_from_storage(self, trial_id: str) -> None:
         assert self.storage is not None
-        source = self.storage.local_root / "trials" / trial_id
-        for name in OUTPUT_FILES:
-            try:
-                shutil.copyfile(source / name, self._trials_dir / trial_id / name)
-            except OSError as err:
-                _logger.info("Trial %s: %s not copied from the shared storage: %s", trial_id, name, err)
-
-    def _requeue(self, detail: TrialJobDetail, why: str) -> None:
-        # the manager adds that the parameters run again
-        self._set_status(detail, TrialJobStatus.SYS_CANCELED, why, requeue=True)
+        copy_output_files(self.storage.local_root / "trials" / trial_id, self._trials_dir / trial_id, trial_id,
+                          " from the shared storage")
 
     def _machine_lost(self, m: _Machine, reason: str) -> None:
         """The connection to ``m`` dropped: its trials are re-queued, it is reconnected later."""
@@ -467,44 +409,6 @@ class RemoteTrainingService(TrainingService):
             except (SshError, RemoteMachineError, OSError) as err:
                 m.down_reason = str(err)
                 delay = min(delay * 2, self.reconnect_max_delay)
-
-    async def cancel(self, trial_id: str, early_stopped: bool = False, status: Optional[TrialJobStatus] = None) -> None:
-        final = TrialJobStatus.EARLY_STOPPED if early_stopped else (status or TrialJobStatus.USER_CANCELED)
-        detail = self._trials.get(trial_id)
-        if detail is None or detail.status.is_final:
-            return
-        if trial_id in self._backlog:
-            self._backlog.remove(trial_id)
-            self._set_status(detail, final)
-            return
-        m = self._owner.get(trial_id)
-        client = self._singles.get(trial_id) or (m.client if m is not None else None)
-        if client is None:
-            return
-        try:
-            await client.cancel(trial_id, early_stopped=early_stopped, status=status)
-        except KeyError:  # not registered there yet: _hand_over cancels it once it is
-            self._set_status(detail, final)
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError) as err:
-            _logger.warning("Trial %s: cancel on %s failed: %s", trial_id, m.name if m else "?", err)
-
-    async def send_parameter(self, trial_id: str, parameter: str) -> None:
-        detail = self._trials[trial_id]
-        if detail.status.is_final:
-            return
-        m = self._owner.get(trial_id)
-        client = self._singles.get(trial_id) or (m.client if m is not None else None)
-        if client is None:
-            raise KeyError(trial_id)
-        await client.send_parameter(trial_id, parameter)
-
-    # ----- helpers -----
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # ----- clean-up (nnictl experiment delete / platform clean) -----
 

@@ -44,19 +44,17 @@ from pathlib import Path
 from typing import Optional
 
 from nni.runtime import runner_protocol as rp
-from nni.runtime.runner_client import RunnerClient, RunnerConnectionLost, RunnerError, RunnerTimeout
+from nni.runtime.runner_client import RunnerClient
 from nni.runtime.runner_listener import RunnerListener
 from nni.runtime.training_service import (
     ExperimentContext,
-    MetricEvent,
     RequestNeverSatisfiable,
     StateEvent,
-    TrainingService,
     TrialJobDetail,
     TrialJobStatus,
     TrialSpec,
-    now_ms,
 )
+from nni.training_services.local.runner_pool import RUNNER_ERRORS, RunnerPool
 
 from .commands import JobInfo, SlurmCommands, SlurmError, batch_script, sbatch_options, slurm_unavailable_reason
 from .config import SlurmConfig
@@ -98,7 +96,7 @@ class _Runner:
         return f"SLURM job {self.job_id}" if self.job_id else f"runner {self.id} (not submitted yet)"
 
 
-class SlurmTrainingService(TrainingService):
+class SlurmTrainingService(RunnerPool):
     """Runs trials in SLURM jobs (``platform: slurm``).
 
     Args:
@@ -112,7 +110,6 @@ class SlurmTrainingService(TrainingService):
 
     platform = "slurm"
     config_class = SlurmConfig
-    is_multi_phase_job_supported = True
 
     def __init__(self, config: dict, context: ExperimentContext, poll_interval: float = 1.0,
                  idle_timeout: float = 120.0, commands: Optional[SlurmCommands] = None) -> None:
@@ -124,23 +121,15 @@ class SlurmTrainingService(TrainingService):
         self.commands = commands or SlurmCommands()
         self.host = self.config.get("nniManagerIp") or "127.0.0.1"
         self.gpus = int(self.config.get("gpusPerTrial") or context.trial_gpu_number or 0)
-        self._exp_dir = Path(context.experiment_dir)
-        self._trials_dir = self._exp_dir / "trials"
-        self._slurm_dir = self._exp_dir / "slurm"
+        self._slurm_dir = Path(context.experiment_dir) / "slurm"
         self._listener: Optional[RunnerListener] = None
         self._runners: dict[str, _Runner] = {}
+        self._runners_at_stop: list[_Runner] = []
         self._live_jobs: set[str] = set()  # submitted jobs not yet seen ended (stop waits for them)
         self._runner_count = 0
-        self._specs: dict[str, TrialSpec] = {}
-        self._owner: dict[str, _Runner] = {}
-        self._backlog: list[str] = []
-        self._cancelling: set[str] = set()
-        self._tasks: set[asyncio.Task] = set()
         self._watch_task: Optional[asyncio.Task] = None
         self._retry_task: Optional[asyncio.Task] = None  # a submission retried after sbatch failed
         self._wake = asyncio.Event()
-        self._started = False
-        self._stopping = False
         self._start_failures = 0
         self._submit_failures = 0
         self._retry_at = 0.0
@@ -169,25 +158,17 @@ class SlurmTrainingService(TrainingService):
             raise SlurmError(f"trainingService (slurm): {err}") from None
         finally:
             probe.unlink(missing_ok=True)
-        self._listener = RunnerListener(self.host)
-        try:
-            await self._listener.start()
-        except OSError as err:
-            raise SlurmError(f"trainingService.nniManagerIp: cannot listen for runner jobs on {self.host!r} ({err.strerror or err}); "
-                             "give an address of this machine that the compute nodes can reach") from None
+        self._listener = RunnerListener(self.host, field="trainingService.nniManagerIp")
+        await self._listener.start()
         self._started = True
         self._watch_task = self._spawn(self._watch())
         self._dispatch()
 
-    async def stop(self) -> None:
-        self._stopping = True
-        for trial_id in list(self._backlog):
-            self._backlog.remove(trial_id)
-            self._set_status(self._trials[trial_id], TrialJobStatus.SYS_CANCELED, "experiment stopped before the trial started")
+    async def _stop_runners(self) -> None:
         for task in (self._watch_task, self._retry_task):
             if task is not None:
                 task.cancel()
-        runners = list(self._runners.values())
+        runners = self._runners_at_stop = list(self._runners.values())
         # let sbatch calls in flight finish (each then cancels its own job): a job submitted
         # while stopping must not be missed
         submitting = [r.wait_task for r in runners if r.job_id is None and not r.ended and r.wait_task is not None]
@@ -207,17 +188,13 @@ class SlurmTrainingService(TrainingService):
             await self._wait_jobs_gone(left)
         except SlurmError as err:
             _logger.warning("Stopping the SLURM jobs: %s", err)
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        for detail in self._trials.values():  # a runner that vanished cannot report its trials' end
-            if not detail.status.is_final:
-                self._set_status(detail, TrialJobStatus.SYS_CANCELED, "experiment stopped")
-        for r in runners:
+
+    async def _release(self) -> None:
+        for r in self._runners_at_stop:
             self._collect_output(r)
         if self._listener is not None:
             await self._listener.close()
         self._write_stats()
-        self._end_events()
 
     def stats(self) -> dict:
         """How much of the experiment went to SLURM: seconds and calls per command, jobs
@@ -251,49 +228,18 @@ class SlurmTrainingService(TrainingService):
 
     # ----- trials -----
 
-    async def submit(self, spec: TrialSpec) -> TrialJobDetail:
-        if self._stopping:
-            raise RuntimeError("the SLURM training service is stopping")
-        trial_dir = self._trials_dir / spec.trial_id
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        detail = TrialJobDetail(id=spec.trial_id, status=TrialJobStatus.WAITING, sequence_id=spec.sequence_id,
-                                submit_time=now_ms(), working_directory=str(trial_dir))
-        self._trials[spec.trial_id] = detail
+    def _trial_spec(self, spec: TrialSpec) -> TrialSpec:
         # SLURM allocates the job's GPUs (and sets CUDA_VISIBLE_DEVICES in it); the runner must
         # not schedule GPUs again: no GPU number, or 0 to hide GPUs from a GPU-less trial.
-        self._specs[spec.trial_id] = dataclasses.replace(spec, gpu_number=None if self.gpus else 0)
-        self._backlog.append(spec.trial_id)
-        self._dispatch()
-        return detail
+        return dataclasses.replace(spec, gpu_number=None if self.gpus else 0)
 
-    async def cancel(self, trial_id: str, early_stopped: bool = False, status: Optional[TrialJobStatus] = None) -> None:
-        final = TrialJobStatus.EARLY_STOPPED if early_stopped else (status or TrialJobStatus.USER_CANCELED)
-        detail = self._trials.get(trial_id)
-        if detail is None or detail.status.is_final:
-            return
-        if trial_id in self._backlog:
-            self._backlog.remove(trial_id)
-            self._set_status(detail, final)
-            return
+    def _client_of(self, trial_id: str) -> Optional[RunnerClient]:
         runner = self._owner.get(trial_id)
-        if runner is None or not runner.connected:
-            return
-        self._cancelling.add(trial_id)
-        try:
-            await runner.client.cancel(trial_id, early_stopped=early_stopped, status=status)  # type: ignore[union-attr]
-        except KeyError:  # not registered there yet: _hand_over cancels it once it is
-            self._set_status(detail, final)
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError) as err:
-            _logger.warning("Trial %s: cancel in %s failed: %s", trial_id, runner.describe(), err)
+        return runner.client if runner is not None and runner.connected else None
 
-    async def send_parameter(self, trial_id: str, parameter: str) -> None:
-        detail = self._trials[trial_id]
-        if detail.status.is_final:
-            return
+    def _where(self, trial_id: str) -> str:
         runner = self._owner.get(trial_id)
-        if runner is None or not runner.connected:
-            raise KeyError(trial_id)
-        await runner.client.send_parameter(trial_id, parameter)  # type: ignore[union-attr]
+        return runner.describe() if runner is not None else "?"
 
     # ----- runners -----
 
@@ -314,16 +260,12 @@ class SlurmTrainingService(TrainingService):
                                      self.config.get("pythonPath"), comment=f"NNI trial runner {runner_id} of experiment {self.context.experiment_id}"))
         return path
 
-    def _dispatch(self) -> None:
-        """Hand waiting trials to idle runners; submit runner jobs for the rest."""
-        if not self._started or self._stopping:
-            return
-        while self._backlog:
-            idle = [r for r in self._runners.values() if r.connected and r.trial is None and not r.retiring]
-            if not idle:
-                break
-            runner = min(idle, key=lambda r: r.id)
-            self._hand_over(runner, self._backlog.pop(0))
+    def _idle_runner(self, trial_id: str) -> Optional[_Runner]:
+        idle = [r for r in self._runners.values() if r.connected and r.trial is None and not r.retiring]
+        return min(idle, key=lambda r: r.id) if idle else None
+
+    def _launch_for_backlog(self) -> None:
+        """Submit runner jobs for the trials no runner takes (up to ``maxRunners``)."""
         starting = [r for r in self._runners.values() if not r.ended and r.client is None]
         live = [r for r in self._runners.values() if not r.ended and not r.retiring]
         want = len(self._backlog) - len(starting)
@@ -376,7 +318,7 @@ class SlurmTrainingService(TrainingService):
         try:
             context = dataclasses.replace(self.context, trial_gpu_number=None, shared_storage=None)
             await client.hello(context, platform="slurm")
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError, ValueError) as err:
+        except (*RUNNER_ERRORS, ValueError) as err:
             _logger.warning("Runner %s (SLURM job %s) failed its hello: %s", runner.id, runner.job_id, err)
             await client.aclose()
             return  # its job ends; the watcher sees it
@@ -398,43 +340,25 @@ class SlurmTrainingService(TrainingService):
         detail = self._trials[trial_id]
         node = runner.job.node if runner.job else ""
         detail.url = f"slurm://{node or 'node'}/job/{runner.job_id}"
-        self._spawn(self._submit_to(runner, self._specs[trial_id]))
+        self._spawn(self._send(runner, trial_id))
 
-    async def _submit_to(self, runner: _Runner, spec: TrialSpec) -> None:
-        detail = self._trials[spec.trial_id]
-        try:
-            await runner.client.submit(spec)  # type: ignore[union-attr]
-        except RequestNeverSatisfiable as err:
-            self._trial_done(runner, detail.id)
-            self._set_status(detail, TrialJobStatus.FAILED, f"{runner.describe()}: {err}")
-            return
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError, OSError) as err:
+    async def _send(self, runner: _Runner, trial_id: str) -> None:
+        result = await self._submit_to(runner.client, trial_id, runner.describe())  # type: ignore[arg-type]
+        if isinstance(result, RequestNeverSatisfiable):
+            self._trial_done(runner, trial_id)
+        elif isinstance(result, Exception):
             # never started: back to the front of the queue for another runner
-            if runner.trial == spec.trial_id:
+            if runner.trial == trial_id:
                 runner.trial = None
-            self._owner.pop(spec.trial_id, None)
-            if not detail.status.is_final:
-                _logger.warning("Trial %s could not be handed to %s (%s); it waits for another runner", spec.trial_id, runner.describe(), err)
-                self._backlog.insert(0, spec.trial_id)
+            self._owner.pop(trial_id, None)
+            if not self._trials[trial_id].status.is_final:
+                _logger.warning("Trial %s could not be handed to %s (%s); it waits for another runner", trial_id, runner.describe(), result)
+                self._requeue_first(trial_id)
                 self._dispatch()
-            return
-        if detail.status.is_final:  # cancelled while being handed over
-            try:
-                await runner.client.cancel(spec.trial_id, status=detail.status)  # type: ignore[union-attr]
-            except (KeyError, RunnerConnectionLost, RunnerTimeout, RunnerError):
-                pass
 
     async def _pump(self, runner: _Runner, client: RunnerClient) -> None:
         """Forward one runner's events until its connection ends."""
-        async for event in client.events():
-            detail = self._trials.get(event.trial_id)
-            if detail is None:
-                continue
-            if isinstance(event, MetricEvent):
-                self._emit(event)
-                continue
-            self._on_state(runner, detail, event)
-        reason = await client.closed
+        reason = await self._forward(runner, client)
         runner.ended = True
         if self._stopping:
             return
@@ -450,14 +374,7 @@ class SlurmTrainingService(TrainingService):
         self._collect_output(runner)
         self._runner_ended(runner)
 
-    def _on_state(self, runner: _Runner, detail: TrialJobDetail, event: StateEvent) -> None:
-        if detail.status.is_final:
-            return
-        if event.status == TrialJobStatus.WAITING:
-            if detail.message != event.message:
-                detail.message = event.message
-                self._emit(event)
-            return
+    def _on_runner_state(self, runner: _Runner, detail: TrialJobDetail, event: StateEvent) -> None:
         if not event.status.is_final:
             self._set_status(detail, event.status, event.message, event.exit_code, event.time)
             return
@@ -492,7 +409,6 @@ class SlurmTrainingService(TrainingService):
         self._trial_done(runner, detail.id)
 
     def _trial_done(self, runner: _Runner, trial_id: str) -> None:
-        self._cancelling.discard(trial_id)
         if runner.trial == trial_id:
             runner.trial = None
             runner.idle_since = time.monotonic()
@@ -516,7 +432,6 @@ class SlurmTrainingService(TrainingService):
             self._set_status(detail, TrialJobStatus.SYS_CANCELED,
                              f"{runner.describe()} ended ({state}) while the trial ran on {job.node if job and job.node else 'its node'}; "
                              f"the runner said: {reason}", requeue=True)
-        self._cancelling.discard(trial_id)
         if runner.trial == trial_id:
             runner.trial = None
         self._copy_output(runner, trial_id)
@@ -624,13 +539,6 @@ class SlurmTrainingService(TrainingService):
             why = "waiting for a free SLURM runner" + (f" (maxRunners {self.max_runners})" if self.max_runners else "")
         self._note_waiting(why)
 
-    def _note_waiting(self, why: str) -> None:
-        for trial_id in self._backlog:
-            detail = self._trials[trial_id]
-            if detail.message != why and not detail.status.is_final:
-                detail.message = why
-                self._emit(StateEvent(trial_id, TrialJobStatus.WAITING, now_ms(), why))
-
     # ----- output files -----
 
     def _copy_output(self, runner: _Runner, trial_id: str) -> None:
@@ -650,14 +558,6 @@ class SlurmTrainingService(TrainingService):
             shutil.copyfile(source, self._trials_dir / trial_id / name)
         except OSError as err:
             _logger.debug("Trial %s: %s not copied: %s", trial_id, source, err)
-
-    # ----- helpers -----
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     # ----- clean-up (nnictl experiment delete / platform clean) -----
 
