@@ -84,3 +84,35 @@ def test_the_runner_task_body_runs_the_runner_and_reports_its_exit(tmp_path):
     out = run_runner_task(["--connect", "127.0.0.1:1", "--runner-id", "r1", "--connect-timeout", "0.2"], {"NNI_RUNNER_TOKEN": "t"},
                           "nni.training_services.local.runner")
     assert out["rc"] == 3 and "cannot reach the manager at 127.0.0.1:1" in out["stderr"] and out["node"]
+
+
+def test_the_runner_task_body_leaves_the_ray_worker_as_it_found_it(monkeypatch):
+    """The runner runs inside the Ray worker, which runs other tasks afterwards: its signal
+    handlers, environment and log handlers are restored."""
+    import logging
+    import os
+    import signal
+
+    from nni.training_services.ray.driver import run_runner_task
+
+    monkeypatch.delenv("NNI_RUNNER_TOKEN", raising=False)
+    mine = lambda *a: None  # noqa: E731 - stands for Ray's own SIGTERM handler
+    old = signal.signal(signal.SIGTERM, mine)
+    handlers = list(logging.getLogger("nni").handlers)
+    try:
+        out = run_runner_task(["--connect", "127.0.0.1:1", "--runner-id", "r2", "--connect-timeout", "0"], {"NNI_RUNNER_TOKEN": "t"},
+                              "nni.training_services.local.runner")
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert out["rc"] == 3 and "cannot reach the manager" in out["stderr"]
+    assert "NNI_RUNNER_TOKEN" not in os.environ
+    assert logging.getLogger("nni").handlers == handlers
+
+
+def test_arguments_the_task_body_does_not_know_run_the_runner_as_a_process():
+    from nni.training_services.ray.driver import run_runner_task
+
+    out = run_runner_task(["--connect", "127.0.0.1:1", "--runner-id", "r3", "--connect-timeout", "0", "--log-level", "DEBUG"],
+                          {"NNI_RUNNER_TOKEN": "t"}, "nni.training_services.local.runner")
+    assert out["rc"] == 3 and "cannot reach the manager at 127.0.0.1:1" in out["stderr"]

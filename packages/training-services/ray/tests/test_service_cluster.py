@@ -17,7 +17,7 @@ pytest.importorskip("ray")
 
 from nni.runtime.training_service import ExperimentContext, MetricEvent, StateEvent, TrialJobStatus, TrialSpec  # noqa: E402
 from nni.training_services.ray import RayTrainingService  # noqa: E402
-from nni.training_services.ray.testing import RayCluster, ray_unavailable_reason  # noqa: E402
+from nni.training_services.ray.testing import RayCluster, processes_with_env, ray_unavailable_reason  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +44,12 @@ def _cmdlines() -> dict[int, str]:
     return out
 
 
+def _runners(experiment_id: str) -> list[str]:
+    """Processes serving a runner of the experiment: Ray workers running a runner task (titled
+    ``ray::nni-runner-<id>``), or runner processes of the subprocess fallback."""
+    return [c for c in _cmdlines().values() if f"nni-runner-{experiment_id}-" in c or f"--runner-id {experiment_id}-" in c]
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A one-node cluster: 3 CPUs and 2 units of the custom resource ``nni_slot``, token auth on."""
@@ -62,11 +68,12 @@ def ray_env(cluster, monkeypatch):
     return cluster
 
 
-def _context(tmp_path: Path) -> ExperimentContext:
+def _context(tmp_path: Path, trial_concurrency=None) -> ExperimentContext:
     code = tmp_path / "code"
     code.mkdir()
     (code / "trial.py").write_text(TRIAL)
-    return ExperimentContext(secrets.token_hex(4), str(tmp_path / "exp"), f"{sys.executable} trial.py", str(code))
+    return ExperimentContext(secrets.token_hex(4), str(tmp_path / "exp"), f"{sys.executable} trial.py", str(code),
+                             trial_concurrency=trial_concurrency)
 
 
 def _param(i: int, sleep: float) -> str:
@@ -91,7 +98,7 @@ async def _collect(ts: RayTrainingService, n: int, timeout: float = 180) -> tupl
 
 @pytest.mark.parametrize("reuse", [True, False])
 def test_concurrency_follows_the_cluster_resources(tmp_path, ray_env, reuse):
-    ctx = _context(tmp_path)
+    ctx = _context(tmp_path, trial_concurrency=4)
     # nni_slot: 1 per trial and 2 on the cluster -> 2 trials at once, though 3 CPUs are free
     ts = RayTrainingService({"platform": "ray", "address": ray_env.address, "numCpusPerTrial": 1,
                              "resources": {"nni_slot": 1}, "reuseMode": reuse}, ctx)
@@ -99,6 +106,8 @@ def test_concurrency_follows_the_cluster_resources(tmp_path, ray_env, reuse):
     async def main():
         await ts.start()
         assert ts.capacity() == 2 and len(ts.nodes) == 1
+        # runners start with the service, before any trial: trialConcurrency 4, capped by the cluster
+        assert ts.runners_started == 2 and ts.runner_count() == 2
         for i in range(5):
             await ts.submit(TrialSpec(f"t{i:04d}", i, _param(i, 0.6)))
         result = await _collect(ts, 5)
@@ -139,7 +148,7 @@ def test_stop_leaves_no_task_on_the_cluster(tmp_path, ray_env):
                     break
         assert ts.list_trial_jobs()[3].status == TrialJobStatus.WAITING  # a 4th does not fit
         assert "fits 3 trial(s)" in ts.list_trial_jobs()[3].message
-        busy = [c for c in _cmdlines().values() if f"--runner-id {ctx.experiment_id}-" in c]
+        busy = _runners(ctx.experiment_id)
         assert len(busy) == 3, busy
         t0 = time.monotonic()
         await ts.stop()
@@ -149,7 +158,8 @@ def test_stop_leaves_no_task_on_the_cluster(tmp_path, ray_env):
     finals, took = asyncio.run(main())
     assert finals == {f"s{i:04d}": TrialJobStatus.SYS_CANCELED for i in range(4)}
     assert took < 60
-    assert not [c for c in _cmdlines().values() if f"--runner-id {ctx.experiment_id}-" in c]  # no runner, no trial
+    assert not _runners(ctx.experiment_id)
+    assert not processes_with_env(f"NNI_EXP_ID={ctx.experiment_id}")  # no trial
     available, total = ray_env.query()
     assert available.get("CPU") == total["CPU"] == 3 and available.get("nni_slot") == total["nni_slot"] == 2
 
@@ -201,4 +211,5 @@ def test_a_dead_driver_requeues_the_trials_and_is_restarted(tmp_path, ray_env):
     assert {e.status for e in requeued.values()} == {TrialJobStatus.SYS_CANCELED}
     assert all(e.requeue and "Ray driver exited" in e.message for e in requeued.values()), requeued
     assert final.status == TrialJobStatus.SUCCEEDED
-    assert not [c for c in _cmdlines().values() if f"--runner-id {ctx.experiment_id}-" in c]
+    assert not _runners(ctx.experiment_id)
+    assert not processes_with_env(f"NNI_EXP_ID={ctx.experiment_id}")

@@ -61,6 +61,8 @@ class ExperimentContext:
             (platforms that support it mount it and put trial folders there).
         nni_manager_ip: the experiment's ``nniManagerIp`` (the address workers started
             elsewhere connect back to), or ``None``.
+        trial_concurrency: ``trialConcurrency`` when the experiment started, or ``None``
+            (platforms that start workers ahead of the first trial start this many).
     """
 
     experiment_id: str
@@ -72,6 +74,7 @@ class ExperimentContext:
     debug: bool = False
     shared_storage: Optional[dict] = None
     nni_manager_ip: Optional[str] = None
+    trial_concurrency: Optional[int] = None
 
 
 @dataclass

@@ -611,6 +611,7 @@ def make_context(experiment_id: str, experiment_dir: str, config: dict) -> Exper
         debug=bool(config.get("debug")),
         shared_storage=config.get("sharedStorage"),
         nni_manager_ip=config.get("nniManagerIp"),
+        trial_concurrency=config.get("trialConcurrency"),
     )
 
 

@@ -1,7 +1,8 @@
 """The Ray driver: the one process of an experiment that is a Ray program.
 
-The manager never imports Ray: :class:`~.service.RayTrainingService` starts
-``python -m nni.training_services.ray.driver`` and speaks JSON lines with it on its stdin /
+The manager never imports Ray: :class:`~.service.RayTrainingService` runs this file as a script
+(``python -m nni.training_services.ray.driver`` works too, but imports the package first) and
+speaks JSON lines with it on its stdin /
 stdout (fd 1 is kept for the protocol; Ray's own output goes to stderr). A crash or a slow
 ``ray.init()`` in here cannot take the manager or its REST API down, and a local cluster the
 driver started lives and dies with it.
@@ -23,10 +24,10 @@ Driver -> manager (``"ev"``): ``ready``, ``error`` (``error``: one line), ``ende
 ``nodes`` (sent when the set of alive nodes changes: ``resources``, ``nodes``, ``lost``: the
 node ids that died), ``bye``. End of stdin is ``shutdown``.
 
-The runner runs as a child of the Ray worker with ``PR_SET_PDEATHSIG``: when Ray kills the
-worker (``ray.cancel(force=True)``, the node is lost, an OOM kill) the runner dies too, its
-trials are killed by the runner's own lifeline, and its connection to the manager drops, which
-is how the manager learns that the trials must run again.
+The runner runs inside the Ray worker (:func:`run_runner_task`): when Ray kills the worker
+(``ray.cancel(force=True)``, the node is lost, an OOM kill) the runner dies with it, its trials
+are killed by the local service's lifeline, and its connection to the manager drops, which is
+how the manager learns that the trials must run again.
 """
 from __future__ import annotations
 
@@ -47,16 +48,91 @@ LOCAL_CLUSTER_ATTEMPTS = 2
 
 
 def run_runner_task(argv: list, env: dict, module: str) -> dict:
-    """Body of the Ray task: run the trial runner as a child process until it exits.
+    """Body of the Ray task: serve the trial runner until it exits; ``{"rc", "stderr", "node"}``.
+
+    The runner runs inside this Ray worker (no interpreter start per runner; Ray has loaded
+    Python and its own modules already): ``--connect HOST:PORT --runner-id ID [--single]
+    [--connect-timeout S]`` is served with the runner's own
+    :func:`~nni.training_services.local.runner.run_connected_runner`. The worker is the runner,
+    so when Ray kills it (``ray.cancel(force=True)``, a lost node, an OOM kill) its connection to
+    the manager drops and its trials stop through the local service's lifeline. Other arguments,
+    or a task not on the main thread (signal handlers need it), run ``python -m module`` as a
+    child of the worker with a parent-death signal, as before.
 
     Defined in ``__main__`` when the driver runs, so Ray ships it by value: the Ray nodes need
     nni-core and nni-ts-local (the runner), not this package.
     """
+    import argparse
+    import socket
+    import threading
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--connect", required=True)
+    parser.add_argument("--runner-id", required=True)
+    parser.add_argument("--single", action="store_true")
+    parser.add_argument("--connect-timeout", type=float, default=30.0)
+    try:
+        args, rest = parser.parse_known_args(argv)
+    except SystemExit:
+        args, rest = None, argv
+    if args is None or rest or module != "nni.training_services.local.runner" or threading.current_thread() is not threading.main_thread():
+        return _runner_subprocess(argv, env, module)
+
+    import asyncio
+    import collections
+    import logging
+    import signal
+    import traceback
+
+    from nni.training_services.local.runner import EXIT_CONNECT_FAILED, run_connected_runner
+
+    tail: collections.deque = collections.deque(maxlen=30)
+
+    class Tail(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            tail.append(self.format(record))
+
+    fmt = logging.Formatter("[%(asctime)s] %(levelname)s (%(name)s) %(message)s")
+    handlers = [Tail(), logging.StreamHandler(sys.stderr)]  # stderr: the worker's log file
+    nni_logger = logging.getLogger("nni")
+    saved_level = nni_logger.level
+    for h in handlers:
+        h.setFormatter(fmt)
+        nni_logger.addHandler(h)
+    nni_logger.setLevel(logging.INFO)
+    # The runner takes SIGTERM / SIGHUP / SIGINT while it serves; the worker is Ray's again after.
+    signals = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+    saved_signals = {sig: signal.getsignal(sig) for sig in signals}
+    saved_env = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: str(v) for k, v in env.items()})  # the token: the runner reads it there
+    try:
+        rc = asyncio.run(run_connected_runner(args.connect, args.runner_id, single=args.single, retry_for=args.connect_timeout))
+    except (ValueError, ConnectionError) as err:
+        rc = EXIT_CONNECT_FAILED
+        tail.append(f"nni runner: {err}")
+    except Exception:  # noqa: BLE001 - reported to the manager, which fails or retries the runner
+        rc = 1
+        tail.extend(traceback.format_exc().splitlines()[-10:])
+    finally:
+        for sig, handler in saved_signals.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        for h in handlers:
+            nni_logger.removeHandler(h)
+        nni_logger.setLevel(saved_level)
+    return {"rc": rc, "stderr": "\n".join(tail)[-2000:], "node": socket.gethostname()}
+
+
+def _runner_subprocess(argv: list, env: dict, module: str) -> dict:
+    """``python -m module argv`` as a child of this Ray worker that dies with it."""
     import ctypes
     import signal
     import socket
     import subprocess
-    import sys as _sys
     import tempfile
 
     parent = os.getpid()
@@ -72,7 +148,7 @@ def run_runner_task(argv: list, env: dict, module: str) -> dict:
     full_env = dict(os.environ)
     full_env.update(env)
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([_sys.executable, "-m", module, *argv], env=full_env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-m", module, *argv], env=full_env, stdin=subprocess.DEVNULL,
                                 stdout=err, stderr=err, preexec_fn=die_with_worker)
         rc = proc.wait()
         err.seek(0, 2)
@@ -105,6 +181,7 @@ class Driver:
     # ----- commands -----
 
     def init(self, msg: dict) -> bool:
+        t0 = time.monotonic()
         try:
             import ray
         except ImportError as err:
@@ -122,6 +199,7 @@ class Driver:
             if msg.get("num_gpus") is not None:
                 kwargs["num_gpus"] = int(msg["num_gpus"])
         attempts = 1 if address else LOCAL_CLUSTER_ATTEMPTS
+        t1 = time.monotonic()
         for attempt in range(1, attempts + 1):
             try:
                 ray.init(**kwargs)
@@ -136,6 +214,8 @@ class Driver:
                 return False
         self._remote = ray.remote(max_retries=0)(run_runner_task)
         self._nodes = self._alive_nodes()
+        # where start-up time goes (the manager logs the driver's stderr)
+        print(f"import ray {t1 - t0:.2f} s, ray.init {time.monotonic() - t1:.2f} s", file=sys.stderr, flush=True)
         self.send("ready", address=ray.get_runtime_context().gcs_address, **self._node_summary())
         return True
 
@@ -260,13 +340,20 @@ def main() -> int:
             break
     # shutdown, or end of stdin (the manager went away): leave nothing running on the cluster
     if driver._ray is not None:
+        t0 = time.monotonic()
         driver.shutdown()
         if watcher is not None:
             watcher.join(SHUTDOWN_WAIT)
+        t1 = time.monotonic()
         driver._ray.shutdown()
+        print(f"tasks ended {t1 - t0:.2f} s, ray.shutdown {time.monotonic() - t1:.2f} s", file=sys.stderr, flush=True)
     driver.send("bye")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stderr.flush()
+    # Ray is disconnected and "bye" is sent: skip the interpreter's teardown of Ray's threads
+    # and modules (seconds on a loaded machine) that the manager's stop would wait for.
+    os._exit(code)

@@ -1,7 +1,7 @@
 """The ``ray`` training service: trials on a Ray cluster.
 
 How it runs trials: every trial runs in the one NNI trial runner
-(``python -m nni.training_services.local.runner``), started as a Ray task that holds one trial's
+(:mod:`nni.training_services.local.runner`), served inside a Ray task that holds one trial's
 resources (``num_cpus`` / ``num_gpus`` / ``resources`` from the config). The runner connects
 back to the manager (:class:`~nni.runtime.runner_listener.RunnerListener`, token in its
 environment) and the manager hands it trials over that connection. In reuse mode (default) a
@@ -9,7 +9,9 @@ runner runs one trial after another; otherwise each trial gets its own task (``-
 
 Concurrency follows the cluster: at start and whenever nodes come or go, the service counts how
 many trials fit on the alive nodes (:meth:`~RayTrainingService.capacity`), keeps at most that
-many runners, and Ray places them; trials beyond that wait (WAITING, with the reason). GPUs are
+many runners, and Ray places them; trials beyond that wait (WAITING, with the reason). The first
+``trialConcurrency`` runners (at most what fits) start with the service, before the first trial,
+so that Ray's start of a new job's worker processes overlaps the manager's own start. GPUs are
 Ray's: the runner does not schedule GPUs itself, the trial inherits the ``CUDA_VISIBLE_DEVICES``
 Ray gave its task.
 
@@ -18,8 +20,8 @@ The manager is not a Ray program: every Ray call happens in a helper process,
 starts a private local cluster bound to 127.0.0.1 that stops with it.
 
 Faults: a runner whose task dies (its worker killed, its node lost, ``ray.cancel``) takes its
-trial down with it (the runner is a child of the worker with a parent-death signal, and its
-trials die with the runner); the manager sees the connection drop, or the driver reports the
+trial down with it (the runner runs inside the worker, and its trials die with it through the
+local service's lifeline); the manager sees the connection drop, or the driver reports the
 task's failure, whichever comes first, and ends the trial SYS_CANCELED with ``requeue=True``
 (the manager runs its parameters again) and starts another runner. Tasks that fail before their
 runner connected are retried; after :data:`MAX_START_FAILURES` in a row the waiting trials fail
@@ -64,6 +66,9 @@ __all__ = ["RayTrainingService", "RayPlatformError", "trials_that_fit"]
 _logger = logging.getLogger("nni.training_services.ray")
 
 DRIVER_MODULE = "nni.training_services.ray.driver"
+#: How the driver starts: its file run as ``__main__`` without importing this package (the
+#: service, the config classes), which would only delay ``ray.init`` (~1 s on a loaded machine).
+_DRIVER_BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
 #: Runner tasks that may fail in a row before the waiting trials fail with their error.
 MAX_START_FAILURES = 3
 #: Seconds ``ray.init`` may take (a cold local cluster takes 4-30 s).
@@ -190,7 +195,20 @@ class RayTrainingService(TrainingService):
             raise RequestNeverSatisfiable(self._no_fit_message())
         _logger.info("Ray cluster %s: %d node(s), %s trial(s) at once", self.cluster_address, len(self.nodes),
                      "any number of" if self._capacity is None else self._capacity)
+        self._prelaunch()
         self._dispatch()
+
+    def _prelaunch(self) -> None:
+        """Start ``trialConcurrency`` runners (at most what the cluster fits) before the first trial.
+
+        Ray starts a new job's worker processes on demand, seconds each; launching the runner
+        tasks now overlaps that with the rest of the manager's start-up (dispatcher, tuner),
+        so the first trials find runners ready instead of waiting for workers."""
+        want = self.context.trial_concurrency or 0
+        if self._capacity is not None:
+            want = min(want, self._capacity)
+        for _ in range(max(0, want - len(self._live()))):
+            self._launch_runner()
 
     def _driver_env(self) -> dict:
         env = dict(os.environ)
@@ -213,7 +231,7 @@ class RayTrainingService(TrainingService):
         self._ready.add_done_callback(_retrieve)
         self._bye = loop.create_future()
         self._driver = await asyncio.create_subprocess_exec(
-            self.python, "-m", DRIVER_MODULE,
+            self.python, "-c", _DRIVER_BOOT, os.path.join(os.path.dirname(os.path.abspath(__file__)), "driver.py"),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=self._driver_env(), limit=rp.MAX_LINE_BYTES,
         )
