@@ -108,6 +108,7 @@ class DispatcherClient:
                 stderr=log_file,
                 cwd=str(self.log_dir),
                 env=env,
+                start_new_session=True,  # its own scheduling group, as in dispatcher_launch.spawn_early
             )
         finally:
             log_file.close()

@@ -82,6 +82,9 @@ def spawn_early(config: dict, experiment_dir: str) -> EarlyDispatcher:
             stderr=log,
             cwd=log_dir,
             env=env,
+            # its own session, so its own scheduling group (kernel autogroup): on a busy machine the
+            # tuner's CPU does not come out of the manager's share; it exits on EOF of its commands
+            start_new_session=True,
         )
     os.close(to_child_r)
     os.close(from_child_w)

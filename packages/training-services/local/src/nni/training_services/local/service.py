@@ -1,16 +1,24 @@
 """Local training service: every trial is a process group on this machine.
 
 Per trial, under ``<experiment dir>/trials/<trial_id>/``: ``parameter.cfg`` (the dispatcher's
-parameter string), ``run.sh`` (the launch script, kept for debugging), ``stdout``
-(``trial.log`` is a hard link to it, so it "includes stdout" as the docs say), ``stderr``,
-``.nni/metrics`` (written by the trial API) and ``.nni/state`` (``<exit code> <epoch ms>``).
+parameter string), ``run.sh`` (the equivalent shell script, for reading and re-running by hand),
+``stdout`` (``trial.log`` is a hard link to it, so it "includes stdout" as the docs say),
+``stderr``, ``.nni/metrics`` (written by the trial API) and ``.nni/state`` (``<exit code> <epoch
+ms>``, written when the trial ends).
+
+Launch: the trial command runs in ``trialCodeDirectory`` with NNI's environment, in a new
+session (its own process group), stdout / stderr appended to the trial's files. A plain command
+(words and quotes only, see :func:`plain_argv`) is executed directly; anything a shell must
+interpret (pipes, ``&&``, ``;``, redirections, ``$VAR``, globs, ``~``, assignments, builtins
+such as ``cd``) runs with ``bash -c``. Both end with the same exit code (a signal death is
+``128 + N``, as a shell reports it).
 
 Trials do not outlive their manager: the service holds the write end of a pipe (the
-"lifeline") whose read end every ``run.sh`` inherits. A watcher in ``run.sh`` blocks reading
-it; when the manager exits in any way (``kill -9`` included) the kernel closes the write end,
-the read returns EOF and the watcher writes ``.nni/manager_died`` (``<epoch ms>``), sends
-SIGTERM to the trial's process group and SIGKILL ``LIFELINE_GRACE`` seconds later. ``nnictl
-resume`` then records the trial as SYS_CANCELED, saying so (``nni.server.resume``).
+"lifeline"), a guardian process (:mod:`.guardian`) the read end. When the manager exits in any
+way (``kill -9`` included) the kernel closes the write end, and the guardian writes
+``.nni/manager_died`` (``<epoch ms>``) into each trial still running, sends SIGTERM to its
+process group and SIGKILL ``LIFELINE_GRACE`` seconds later. ``nnictl resume`` then records the
+trial as SYS_CANCELED, saying so (``nni.server.resume``).
 
 Metrics are tailed by one polling loop (every ``poll_interval`` seconds, 20 ms by default) so
 a record reaches the manager well within 100 ms of being written, with no inotify.
@@ -18,6 +26,7 @@ a record reaches the manager well within 100 ms of being written, with no inotif
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import shlex
@@ -44,14 +53,70 @@ from nni.runtime.platform.local import PARAMETER_FILE, append_parameter_line
 from nni.runtime.trial_metrics import MetricRecordReader
 
 from .gpu import GpuInventory, GpuScheduler, parse_gpu_indices
-from .zygote import ZYGOTE_MODULES, client_command, zygote_argv
+from .zygote import CLIENT_PATH, ZYGOTE_MODULES, zygote_argv
 
 _logger = logging.getLogger("nni.training_services.local")
 
 STDERR_TAIL_BYTES = 4096
 UNKNOWN_EXIT = -255
-MANAGER_DIED_FILE = "manager_died"  # in <trial>/.nni/: written by run.sh when the lifeline breaks
+MANAGER_DIED_FILE = "manager_died"  # in <trial>/.nni/: written by the guardian when the lifeline breaks
 LIFELINE_GRACE = 3  # seconds between SIGTERM and SIGKILL once the manager is gone
+GUARDIAN_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guardian.py")
+GUARDIAN_TOKEN_VAR = "NNI_LOCAL_GUARDIAN"  # = guardian.TOKEN_VAR (guardian.py is run as a script)
+
+# What makes bash do more than run argv: operators, redirections, expansions, quoting escapes,
+# comments. A command with none of these (quotes allowed) is split like bash would split it.
+_SHELL_CHARS = frozenset("\n;&|<>(){}$`\\*?[]~#!")
+# bash's builtins and keywords: their meaning differs from (or has no) executable of that name
+_SHELL_WORDS = frozenset(
+    ". : [ alias bg bind break builtin caller cd command compgen complete compopt continue declare dirs disown"
+    " echo enable eval exec exit export false fc fg getopts hash help history jobs kill let local logout mapfile"
+    " popd printf pushd pwd read readarray readonly return set shift shopt source suspend test times trap true"
+    " type typeset ulimit umask unalias unset wait"
+    " if then else elif fi case esac for select while until do done in function time { } ! [[ ]] coproc".split()
+)
+
+
+def plain_argv(command: str, cwd: str, path: str) -> Optional[list[str]]:
+    """``[executable, argv...]`` to run ``command`` without a shell, or ``None`` (use ``bash -c``).
+
+    Plain: no character in :data:`_SHELL_CHARS`, at least one word, the first word neither a
+    bash builtin / keyword nor an assignment, and it names an executable file (relative to
+    ``cwd`` when it has a ``/``, else found on ``path``, whose entries must be absolute) that the
+    kernel runs itself (``#!`` or ELF: bash runs a script without ``#!`` as bash, ``exec`` would
+    give it ``/bin/sh``). Anything else -- including a command bash would report as not found --
+    goes to the shell, so errors read as they always did."""
+    if not command or any(ch in _SHELL_CHARS for ch in command):
+        return None
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return None
+    if not argv or argv[0] in _SHELL_WORDS or "=" in argv[0] or not argv[0]:
+        return None
+    name = argv[0]
+    if "/" in name:
+        exe = os.path.join(cwd, name)
+        return [exe] + argv if _kernel_runs(exe) else None
+    for folder in path.split(os.pathsep):
+        if not folder.startswith("/"):
+            return None  # a relative PATH entry is relative to the trial's folder: leave it to bash
+        exe = os.path.join(folder, name)
+        if os.path.isfile(exe) and os.access(exe, os.X_OK):
+            return [exe] + argv if _kernel_runs(exe) else None
+    return None
+
+
+def _kernel_runs(exe: str) -> bool:
+    """An executable file that ``execve`` starts by itself (an ELF binary or a ``#!`` script)."""
+    try:
+        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+            return False
+        with open(exe, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"#!") or head == b"\x7fELF"
 
 
 class MetricsFileTailer:
@@ -99,10 +164,11 @@ class _PidfdProcess:
     ``asyncio.create_subprocess_exec``'s fork plus one watcher thread per child.
     """
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, popen: Optional[subprocess.Popen] = None) -> None:
         self.pid = pid
         self.returncode: Optional[int] = None
         self._done: Optional[asyncio.Future] = None
+        self._popen = popen  # kept until reaped: a collected running Popen would reap it itself
 
     async def wait(self) -> int:
         if self.returncode is not None:
@@ -120,6 +186,9 @@ class _PidfdProcess:
                     self.returncode = os.waitstatus_to_exitcode(status)
                 except ChildProcessError:  # reaped by someone else: the trial's .nni/state tells
                     self.returncode = UNKNOWN_EXIT
+                if self._popen is not None:
+                    self._popen.returncode = self.returncode
+                    self._popen = None
                 if not self._done.done():
                     self._done.set_result(self.returncode)
 
@@ -160,6 +229,36 @@ async def _spawn(argv: list[str], env: dict, keep_fds: tuple = ()):
         env=env,
         start_new_session=True,
         pass_fds=keep_fds,
+    )
+
+
+# util-linux's setsid(1): see _spawn_trial
+_SETSID = next((p for p in ("/usr/bin/setsid", "/bin/setsid") if os.access(p, os.X_OK)), None)
+
+
+async def _spawn_trial(executable: str, argv: list[str], env: dict, cwd: str, stdout: int, stderr: int):
+    """Start a trial: ``executable`` with ``argv`` in ``cwd``, a new session, stdin on /dev/null,
+    stdout / stderr on the given fds; returns an object with ``pid``, ``returncode`` and
+    ``async wait()``. Raises ``OSError`` when it cannot be started (bad ``cwd``, not executable)."""
+    if _USE_PIDFD:
+        # The new session comes from setsid(1), which calls setsid() and execs the trial (same pid),
+        # not from the fork: Popen's vfork suspends the manager until the child has exec'd, and a
+        # child that calls setsid() first joins a new scheduling group (kernel autogroup) and waits
+        # for the CPU there -- ~10 ms of a frozen manager per trial on a busy machine, against
+        # ~0.4 ms when the exec comes first. Popen reports a failed start as OSError; the child is
+        # reaped through a pidfd (the Popen object is kept so that it never reaps it itself).
+        if _SETSID is not None:
+            popen = subprocess.Popen([_SETSID, executable] + argv[1:], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=stdout, stderr=stderr)
+        else:
+            popen = subprocess.Popen(argv, executable=executable, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=stdout, stderr=stderr, start_new_session=True)
+        proc = _PidfdProcess(popen.pid, popen)
+        await asyncio.sleep(0)
+        return proc
+    return await asyncio.create_subprocess_exec(
+        *argv, executable=executable, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=stdout, stderr=stderr, start_new_session=True,
     )
 
 
@@ -239,6 +338,10 @@ class LocalTrainingService(TrainingService):
         self._lifeline: Optional[tuple[int, int]] = None  # (read end given to trials, write end kept)
         self._zygote = None  # the warm interpreter forking eligible trials (see .zygote), when started
         self._zygote_socket: Optional[str] = None
+        self._guardian: Optional[subprocess.Popen] = None
+        self._argv_cache: dict[tuple, list[str]] = {}
+        # marks this service's trials for its guardian (services may share a trials folder)
+        self._guardian_token = f"{os.getpid()}-{os.urandom(6).hex()}"
 
     # ----- lifecycle -----
 
@@ -260,6 +363,7 @@ class LocalTrainingService(TrainingService):
             read_fd, write_fd = os.pipe()  # both ends close-on-exec: only trials get the read end
             os.set_inheritable(read_fd, True)
             self._lifeline = (read_fd, write_fd)
+            self._start_guardian()
         self._queue()
         if self._zygote is None:
             await self._start_zygote()
@@ -285,9 +389,20 @@ class LocalTrainingService(TrainingService):
             self._poll_task = None
         self._stop_zygote()
         if self._lifeline is not None:  # every trial has ended: nothing is left to supervise
+            try:
+                os.write(self._lifeline[1], b"q")  # a clean stop: the guardian leaves without acting
+            except OSError:
+                pass
             for fd in self._lifeline:
                 os.close(fd)
             self._lifeline = None
+        if self._guardian is not None:
+            try:
+                self._guardian.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._guardian.kill()
+                self._guardian.wait()
+            self._guardian = None
         self._end_events()
 
     # ----- trials -----
@@ -341,7 +456,12 @@ class LocalTrainingService(TrainingService):
             return
         try:
             os.killpg(run.process.pid, sig)
-        except (ProcessLookupError, PermissionError):
+        except ProcessLookupError:
+            try:  # not its own group yet (setsid(1) has not run): the process alone, no children yet
+                os.kill(run.process.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        except PermissionError:
             pass
 
     def _schedule(self) -> None:
@@ -384,6 +504,17 @@ class LocalTrainingService(TrainingService):
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in self.gpu.gpu_indices)
         env.update({k: str(v) for k, v in (run.spec.env or {}).items()})
         return env
+
+    def _start_guardian(self) -> None:
+        """The process that stops this service's trials when its process dies (see .guardian)."""
+        try:
+            self._guardian = subprocess.Popen(
+                [sys.executable, "-I", "-S", GUARDIAN_PATH, str(self._lifeline[0]), self._guardian_token, str(LIFELINE_GRACE)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
+                start_new_session=True, pass_fds=(self._lifeline[0],),
+            )
+        except OSError as err:
+            _logger.warning("Cannot start the lifeline guardian; trials will outlive a crashed manager: %s", err)
 
     # ----- the zygote (warm interpreter for NAS trials, see .zygote) -----
 
@@ -452,42 +583,32 @@ class LocalTrainingService(TrainingService):
         self._zygote = None
         self._zygote_socket = None
 
-    def _script(self, run: _Running, env: dict) -> str:
-        trial_dir = run.detail.working_directory
-        q = shlex.quote
-        code_dir = run.spec.code_directory or self.context.trial_code_directory
+    def _argv(self, run: _Running, env: dict, code_dir: str) -> list[str]:
+        """``[executable, argv...]`` of the trial (see the module docstring)."""
         command = run.spec.command or self.context.trial_command
         if self._zygote_socket is not None:
             argv = zygote_argv(command)
             if argv is not None:  # forked by the warm interpreter; the client stands in for it
-                command = client_command(self._zygote_socket, argv)
+                return [sys.executable, sys.executable, "-I", "-S", CLIENT_PATH, self._zygote_socket] + argv
+        key = (command, code_dir, env["PATH"])
+        argv = self._argv_cache.get(key)
+        if argv is None:  # one look-up per command: every trial of an experiment runs the same one
+            argv = plain_argv(command, code_dir, env["PATH"]) or ["/bin/bash", "/bin/bash", "-c", command]
+            if len(self._argv_cache) > 64:
+                self._argv_cache.clear()
+            self._argv_cache[key] = argv
+        return argv
+
+    def _script(self, run: _Running, env: dict, code_dir: str) -> str:
+        """``run.sh``: what the trial runs, as a shell script (NNI's layout; not executed)."""
+        trial_dir = run.detail.working_directory
+        q = shlex.quote
+        command = run.spec.command or self.context.trial_command
         lines = ["#!/bin/bash", f"cd {q(code_dir)}"]
-        lines += [f"export {k}={q(v)}" for k, v in env.items()]
+        lines += [f"export {k}={q(v)}" for k, v in env.items() if k != "PATH"]
         lines.append(f"export PATH={q(os.path.dirname(sys.executable))}:\"$PATH\"")
-        # ${EPOCHREALTIME} (bash 5) spares a `date` process per trial.
-        now = 'if [ -n "$EPOCHREALTIME" ]; then t=${EPOCHREALTIME/./}; t=${t:0:13}; else t=$(date +%s%3N); fi'
-        fd = self._lifeline[0] if self._lifeline is not None else None
-        close = ""
-        if fd is not None:
-            # The watcher: EOF on the lifeline means the manager is gone (see the module doc).
-            # Skipped when the fd is not open (run.sh started by hand). It ignores the SIGTERM
-            # it sends to its own group so that the SIGKILL follows.
-            died = q(trial_dir + "/.nni/" + MANAGER_DIED_FILE)
-            lines.append(
-                f"if {{ : <&{fd}; }} 2>/dev/null; then"
-                f" ( trap - EXIT; read -r -u {fd} _; trap '' TERM; {now}; echo $t >{died};"
-                f" kill -TERM -- -$$; sleep {LIFELINE_GRACE}; kill -KILL -- -$$ ) </dev/null >/dev/null 2>&1 &"
-                " nni_watcher=$!; fi"
-            )
-            close = f" {fd}<&-"  # the trial itself does not hold the lifeline
-            # an EXIT trap also runs when the command itself calls `exit`; after the state file
-            # on a normal end, so a manager dying meanwhile cannot hide the exit code
-            lines.append('trap \'[ -n "$nni_watcher" ] && kill $nni_watcher 2>/dev/null\' EXIT')
-        lines.append(f"eval {q(command)}{close} 1>>{q(trial_dir + '/stdout')} 2>>{q(trial_dir + '/stderr')}")
-        lines.append("rc=$?")
-        lines.append(now)
-        lines.append(f"echo $rc $t >{q(trial_dir + '/.nni/state')}")
-        lines.append("exit $rc")
+        lines.append(f"eval {q(command)} 1>>{q(trial_dir + '/stdout')} 2>>{q(trial_dir + '/stderr')}")
+        lines.append(f"echo $? `date +%s%3N` >{q(trial_dir + '/.nni/state')}")
         return "\n".join(lines) + "\n"
 
     async def _launch(self, run: _Running, gpu_number: Optional[int]) -> None:
@@ -495,28 +616,42 @@ class LocalTrainingService(TrainingService):
         trial_dir = detail.working_directory
         env = self._environment(run, gpu_number)
         detail.gpu_indices = run.gpus
-        script = self._script(run, env)
+        code_dir = run.spec.code_directory or self.context.trial_code_directory
+        full_env = os.environ.copy()
+        full_env.update(env)
+        full_env[GUARDIAN_TOKEN_VAR] = self._guardian_token
+        env["PATH"] = full_env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + full_env.get("PATH", "")
         # os-level calls, not pathlib: this runs once per trial on the manager's loop
-        run_sh = os.path.join(trial_dir, "run.sh")
-        _write_file(run_sh, script)
+        _write_file(os.path.join(trial_dir, "run.sh"), self._script(run, env, code_dir))
         stdout = os.path.join(trial_dir, "stdout")
-        os.close(os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        out_fd = os.open(stdout, flags, 0o644)
         try:
             os.link(stdout, os.path.join(trial_dir, "trial.log"))
         except OSError:
             pass
         run.reader = MetricsFileTailer(os.path.join(trial_dir, ".nni", "metrics"))
-        full_env = os.environ.copy()
-        full_env.update(env)
-        full_env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + full_env.get("PATH", "")
+        argv = self._argv(run, env, code_dir)
         try:
-            keep = (self._lifeline[0],) if self._lifeline is not None else ()
-            run.process = await _spawn(["/bin/bash", run_sh], full_env, keep)
+            err_fd = os.open(os.path.join(trial_dir, "stderr"), flags, 0o644)
+            try:
+                try:
+                    run.process = await _spawn_trial(argv[0], argv[1:], full_env, code_dir, out_fd, err_fd)
+                except OSError as err:
+                    if argv[0] == "/bin/bash" or err.errno != errno.ENOEXEC:
+                        raise
+                    # an executable text file without "#!": bash runs it as a script; so do we
+                    command = run.spec.command or self.context.trial_command
+                    run.process = await _spawn_trial("/bin/bash", ["/bin/bash", "-c", command], full_env, code_dir, out_fd, err_fd)
+            finally:
+                os.close(err_fd)
         except OSError as err:
             self.gpu.release(detail.id)
             self._set_status(detail, TrialJobStatus.FAILED, f"cannot start the trial: {err}")
             self._schedule()
             return
+        finally:
+            os.close(out_fd)
         detail.pid = run.process.pid
         detail.message = ""
         self._running[detail.id] = run
@@ -529,6 +664,10 @@ class LocalTrainingService(TrainingService):
         if self._stopping:  # stop() came while this trial was being launched
             await self.cancel(detail.id, status=TrialJobStatus.SYS_CANCELED)
         rc = await run.process.wait()
+        if rc < 0 and rc != UNKNOWN_EXIT:  # killed by signal N: 128 + N, as a shell reports it
+            rc = 128 - rc
+        if rc != UNKNOWN_EXIT:
+            _write_file(os.path.join(trial_dir, ".nni", "state"), f"{rc} {now_ms()}\n")
         self._finish(run, rc)
 
     def _trial_timeout(self, trial_id: str) -> None:

@@ -6,8 +6,8 @@ about as long. For such commands the local training service starts one *zygote* 
 ``nni.training_services.local.zygote.main --socket S --preload torch,...`` imports the
 modules once, then forks a child per trial that runs the command's module as ``__main__``.
 
-What a trial sees is what it saw before: ``run.sh`` is unchanged except that the command runs
-through :mod:`.zygote_client`, a small process that hands the zygote its stdin / stdout / stderr,
+What a trial sees is what it saw before, except that the trial's process is
+:mod:`.zygote_client`, a small process that hands the zygote its stdin / stdout / stderr,
 working directory and environment, forwards the signals it gets (cancel, timeout, the lifeline's
 SIGTERM) to the child's process group, and exits with the child's status (the same signal when
 it was killed), so the exit code, ``.nni/state``, stdout / stderr files, ``CUDA_VISIBLE_DEVICES``

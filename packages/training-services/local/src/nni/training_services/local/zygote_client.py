@@ -1,7 +1,7 @@
 """The trial-side half of the warm-interpreter launcher (see :mod:`.zygote`). Standard library only.
 
-``run.sh`` runs ``python -I -S zygote_client.py SOCKET ARGV...`` in place of ``ARGV`` (the
-trial command). The client hands its stdin / stdout / stderr, its working directory and its
+The local training service runs ``python -I -S zygote_client.py SOCKET ARGV...`` in place of
+``ARGV`` (the trial command). The client hands its stdin / stdout / stderr, its working directory and its
 environment (the trial's) to the zygote, which forks a child that runs ``ARGV``. The client
 then stands in for that child: signals it receives are forwarded to the child's process
 group, and it exits with the child's exit status (killed by a signal: the same signal). When
