@@ -4,7 +4,13 @@ Each feature (or group of features) gets a score ``z``; the data is fed through 
 ``s = sigmoid(z)`` and ``z`` follows the gradient of a mini-batch, unbiased learnability estimate
 (see :mod:`.learnability`) minus ``penalty`` times the mask's size (a sparse-group penalty when
 ``soft_grouping``). Informative features gain score; pure noise has zero expected gradient and the
-penalty switches it off. The selected features are the top ``n_features`` scores, or with
+penalty switches it off. With ``n_features`` given, the search also narrows: from 20 % to 60 % of
+the planned steps the features (groups) still in play shrink geometrically to ``n_features``,
+each step eliminating those whose first-order saliency (the learnability they would take with
+them, ``-mask * d loss / d mask``, averaged over the steps so far, then over recent ones) is
+lowest. Among correlated features the mask alone ranks poorly (early on they share the credit
+and all rise together); the saliency, measured against the features still left, keeps the one
+that adds the most to the others. The selected features are then the survivors, or with
 ``n_features=None`` those whose mask ends above 0.5 (or the elbow of the sorted scores, up to
 ``max_features``).
 """
@@ -24,6 +30,8 @@ from nni.feature_engineering.feature_selector import FeatureSelector
 INITS = ("zero", "on", "off", "onhigh", "offhigh", "sklearn")
 PREPROCESSES = ("zscore", "center")
 MAX_ORDER = 12
+ELIMINATION_START, ELIMINATION_END = 0.2, 0.6  # shares of the planned steps
+SALIENCY_DECAY = 0.5
 _INIT_LOGITS = {"zero": 0.0, "on": 1.0, "off": -1.0, "onhigh": 3.0, "offhigh": -3.0}
 # The docs spell two arguments differently from their own example code; accept both spellings.
 _DOC_SPELLINGS = {"penatly": "penalty", "prerocess": "preprocess"}
@@ -44,7 +52,8 @@ class FeatureGradientSelector(FeatureSelector, SelectorMixin, BaseEstimator):
         order: highest interaction order (chain length) of the learnability estimate, 1..12.
         penalty: multiplier of the sparsity term (the mask's mean; including every feature costs
             ``penalty`` units of R^2). Also accepted as ``penatly`` (the docs' spelling).
-        n_features: number of features (groups) to select; ``None`` chooses automatically.
+        n_features: number of features (groups) to select; ``None`` chooses automatically. When
+            given, the search eliminates features down to this many (see the module docs).
         max_features: with ``n_features=None``, pick the number by the elbow of the sorted scores,
             at most this many.
         learning_rate: step size of the (RMS-normalised, momentum) gradient steps.
@@ -69,7 +78,9 @@ class FeatureGradientSelector(FeatureSelector, SelectorMixin, BaseEstimator):
 
     Attributes (after ``fit``):
         selected_features_: selected column indices, best first.
-        scores_: final mask value ``sigmoid(z)`` per column.
+        scores_: final mask value ``sigmoid(z)`` per column (0 for eliminated ones).
+        eliminated_: with ``n_features``, the feature (group) indices eliminated during the search,
+            first eliminated first.
         n_features_in_: number of input columns.
         n_steps_: gradient steps taken.
     """
@@ -258,7 +269,11 @@ class FeatureGradientSelector(FeatureSelector, SelectorMixin, BaseEstimator):
             w = weights * (np.asarray(X @ u).ravel() - mean @ u)
             return (np.asarray(X.T @ w).ravel() - mean * w.sum()) / scale / n_samples
 
+        # alpha stays the bound of *all* columns while features are eliminated: recomputed for the
+        # survivors it would push their polynomial into saturation, where the mask gradient (and
+        # so the saliency of the strongest features) vanishes
         alpha = top_eigenvalue(covariance_matvec, n_columns)
+        alive_cols = np.ones(n_columns, dtype=bool)
         dtype = torch.float32
         hard = groups is not None and not self.soft_grouping
         n_scores = n_groups if hard else n_columns
@@ -279,6 +294,13 @@ class FeatureGradientSelector(FeatureSelector, SelectorMixin, BaseEstimator):
 
         n_batches = max(1, n_samples // self.batch_size)
         per_step = max(1, round(self.target_batch_size / self.batch_size))
+        planned_steps = self.n_epochs * math.ceil(n_batches / per_step)
+        schedule = self._elimination_schedule(n_groups, planned_steps)
+        warmup_steps = int(ELIMINATION_START * planned_steps)
+        unit_alive = np.ones(n_groups, dtype=bool)
+        alive_t = torch.ones(n_scores, dtype=torch.float64, device=device)
+        dropped: list[int] = []  # units eliminated, earliest (worst) first
+        saliency = None
         momentum, second, beta1, beta2 = torch.zeros_like(logits), 0.0, 0.9, 0.999
         start = time.perf_counter()
         self.n_steps_ = 0
@@ -289,7 +311,7 @@ class FeatureGradientSelector(FeatureSelector, SelectorMixin, BaseEstimator):
             batches = np.array_split(order, n_batches)
             for first in range(0, len(batches), per_step):
                 chunk = batches[first:first + per_step]
-                mask = self._feature_mask(logits, group_t, hard).to(dtype)
+                mask = (self._feature_mask(logits, group_t, hard) * alive_t[group_t if hard else slice(None)]).to(dtype)
                 value = 0.0
                 for rows in chunk:
                     row_scale = torch.as_tensor(np.sqrt(weights[rows]), dtype=dtype, device=device)
@@ -311,19 +333,47 @@ class FeatureGradientSelector(FeatureSelector, SelectorMixin, BaseEstimator):
                     value = value + learnability(masked, target_t, self.order, alpha, constant, row_scale)
                 value = value / len(chunk)
                 loss = -value.to(torch.float64) + self.penalty * self._size_penalty(logits, group_t, group_sizes,
-                                                                                    n_columns, hard)
-                (grad,) = torch.autograd.grad(loss, logits)
+                                                                                    n_columns, hard, alive_t)
+                if len(schedule) > 1:
+                    grad, mask_grad = torch.autograd.grad(loss, [logits, mask])
+                    # first-order estimate of the learnability each column would take with it if
+                    # switched off (-d loss / d mask * mask; the size penalty does not enter it),
+                    # averaged over recent steps against mini-batch noise
+                    with torch.no_grad():
+                        column_saliency = (-(mask_grad * mask)).to(torch.float64).cpu().numpy()
+                    unit_saliency = np.bincount(group_index, weights=column_saliency, minlength=n_groups)
+                    # plain mean until eliminations start (a full batch of evidence for the first,
+                    # largest cut), then an exponential average that follows the shrinking set
+                    weight = 1.0 / (self.n_steps_ + 1) if self.n_steps_ < warmup_steps else 1 - SALIENCY_DECAY
+                    saliency = unit_saliency if saliency is None else (1 - weight) * saliency + weight * unit_saliency
+                else:
+                    (grad,) = torch.autograd.grad(loss, logits)
                 with torch.no_grad():
                     # Momentum steps normalised by the gradient's RMS over all scores (not per
                     # score as Adam would): the step keeps the relative size of the gradients,
                     # so the ranking reflects how much each feature helps, not just its sign.
                     self.n_steps_ += 1
                     momentum.mul_(beta1).add_(grad, alpha=1 - beta1)
-                    second = beta2 * second + (1 - beta2) * float((grad ** 2).mean())
+                    second = beta2 * second + (1 - beta2) * float((grad ** 2).sum() / alive_t.sum())
                     m_hat = momentum / (1 - beta1 ** self.n_steps_)
                     v_hat = second / (1 - beta2 ** self.n_steps_)
                     logits -= self.learning_rate * m_hat / (math.sqrt(v_hat) + 1e-12)
                 self.objective_ = float(value.detach())
+                target_alive = schedule[min(self.n_steps_, len(schedule) - 1)]
+                if target_alive < unit_alive.sum():
+                    # drop the units whose removal costs the least learnability now, not those with
+                    # the lowest mask: the mask integrates early gradients, when correlated features
+                    # shared the credit, while the saliency sees what each adds to the others left
+                    candidates = np.flatnonzero(unit_alive)
+                    n_drop = unit_alive.sum() - target_alive
+                    worst = candidates[np.argsort(saliency[candidates], kind="stable")[:n_drop]]
+                    # worst first within this round, so `dropped` stays ordered worst to best
+                    dropped.extend(int(u) for u in worst)
+                    unit_alive[worst] = False
+                    alive_cols = unit_alive[group_index]
+                    alive_t = torch.as_tensor(unit_alive if hard else alive_cols, dtype=torch.float64, device=device)
+                    with torch.no_grad():
+                        momentum.mul_(alive_t)  # an eliminated score stays where it was
                 if self.verbose and self.n_steps_ % self.verbose == 0:
                     on = int((self._feature_mask(logits, group_t, hard) > 0.5).sum())
                     print(f"FeatureGradientSelector step {self.n_steps_}: learnability {self.objective_:.4f}, "
@@ -337,8 +387,15 @@ class FeatureGradientSelector(FeatureSelector, SelectorMixin, BaseEstimator):
 
         with torch.no_grad():
             mask = self._feature_mask(logits, group_t, hard).cpu().numpy()
-        self.scores_ = mask
+        self.scores_ = mask * alive_cols
         unit_scores = np.bincount(group_index, weights=mask, minlength=n_groups) / np.bincount(group_index)
+        if dropped:
+            # eliminated units rank below every survivor, later eliminations above earlier ones
+            ranks = np.empty(len(dropped))
+            ranks[:] = -1.0 - np.arange(len(dropped))[::-1]
+            unit_scores = unit_scores.copy()
+            unit_scores[dropped] = ranks
+        self.eliminated_ = dropped
         self.selected_features_ = self._select(unit_scores, group_index)
         return self
 
@@ -349,12 +406,26 @@ class FeatureGradientSelector(FeatureSelector, SelectorMixin, BaseEstimator):
         mask = torch.sigmoid(logits)
         return mask[group_t] if hard else mask
 
+    def _elimination_schedule(self, n_units, planned_steps):
+        """Units still in the search after each step: with ``n_features`` given, all of them until
+        ``ELIMINATION_START`` of the planned steps (saliency evidence accumulates), then shrinking
+        geometrically to ``n_features`` at ``ELIMINATION_END`` (the rest refine the survivors'
+        order); else never shrink."""
+        k = self.n_features
+        begin, end = int(ELIMINATION_START * planned_steps), int(ELIMINATION_END * planned_steps)
+        if k is None or k >= n_units or end <= begin:
+            return [n_units]
+        ratio = n_units / k
+        return [max(k, min(n_units, int(math.ceil(k * ratio ** (1 - min(max(t - begin, 0), end - begin)
+                                                              / (end - begin)) - 1e-9))))
+                for t in range(planned_steps + 1)]
+
     @staticmethod
-    def _size_penalty(logits, group_t, group_sizes, n_columns, hard):
+    def _size_penalty(logits, group_t, group_sizes, n_columns, hard, alive=None):
         """The mask's size per column of X: every column that is on costs ``1 / n_columns``."""
         import torch
 
-        mask = torch.sigmoid(logits)
+        mask = torch.sigmoid(logits) if alive is None else torch.sigmoid(logits) * alive
         if hard:
             return (group_sizes * mask).sum() / n_columns
         # Sparse-group penalty: half on the features, half on the group norms (equal for singletons).
