@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -86,9 +87,16 @@ def test_lifecycle(nnictl, write_config, free_port, tmp_path):
 
     # top shows the running experiment until interrupted
     top = subprocess.Popen([nnictl.executable, "top", "--time", "0.2"], stdout=subprocess.PIPE, text=True, env=nnictl.env)
-    time.sleep(1.5)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(top.stdout), daemon=True)
+    reader.start()
+    # interrupt once it drew the table (its start-up takes seconds on a loaded machine)
+    _wait(lambda: any(f"| {eid} |" in line for line in list(lines)), timeout=60, what="nnictl top output")
+    time.sleep(0.5)
     top.send_signal(signal.SIGINT)
-    top_out = top.communicate(timeout=30)[0]
+    top.wait(timeout=30)
+    reader.join(timeout=30)
+    top_out = "".join(lines)
     assert top.returncode == 0 and f"| {eid} |" in top_out and "SUCCEEDED: 7" in top_out
     assert f"experimentName: cli-e2e" in nnictl("config", "show").stdout
     assert nnictl("log", "stderr", eid, "--path").stdout.split()[0].endswith("log/nnictl_stderr.log")

@@ -271,7 +271,8 @@ def test_dispatcher_failure_is_error_with_message(make_experiment, free_port, tm
 
 
 def test_controls_while_running(make_experiment, free_port):
-    trial = "import time, nni\np = nni.get_next_parameter()\ntime.sleep(p.get('sleep', 0.3))\nnni.report_final_result(p['x'])\n"
+    # 2 s trials: the custom trial must be added before the tuner's trials reach the new maximum
+    trial = "import time, nni\np = nni.get_next_parameter()\ntime.sleep(p.get('sleep', 2))\nnni.report_final_result(p['x'])\n"
     exp = make_experiment(trial, {"x": {"_type": "uniform", "_value": [0, 1]}}, trial_concurrency=1, max_trial_number=3)
     exp.config.tuner.name = "Random"
     exp.start(free_port)
