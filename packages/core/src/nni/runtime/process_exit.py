@@ -15,14 +15,20 @@ import sys
 __all__ = ["exit_now"]
 
 
-def exit_now(code: int = 0) -> None:
-    """Exit with ``code`` now (see the module doc); never returns."""
+def exit_now(code: int = 0, join_threads: bool = False) -> None:
+    """Exit with ``code`` now (see the module doc); never returns.
+
+    ``join_threads``: wait for live non-daemon threads here, then still skip the teardown
+    (a forked child whose parent preloaded the modules), instead of falling back to ``sys.exit``."""
     import atexit
     import threading
 
     main = threading.main_thread()
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not main):
+    others = [t for t in threading.enumerate() if t is not main and t.is_alive() and not t.daemon]
+    if others and not join_threads:
         sys.exit(code)
+    for t in others:
+        t.join()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -112,20 +112,9 @@ def _reseed() -> None:
 def _finish(code: int) -> None:
     """Exit as the interpreter would after ``__main__`` (threads joined, atexit run, streams
     flushed), without the module teardown of the zygote's preloaded modules."""
-    import atexit
-    import threading
+    from nni.runtime.process_exit import exit_now
 
-    main = threading.main_thread()
-    for t in threading.enumerate():
-        if t is not main and not t.daemon:
-            t.join()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-    os._exit(code)
+    exit_now(code, join_threads=True)
 
 
 def _run_child(argv: list[str], cwd: str, env: dict, fds: list[int], close_fds: list[int]) -> None:
