@@ -87,3 +87,66 @@ def test_quick_benchmark_through_real_experiments(tmp_path, capsys):
     # an interrupted benchmark can be summarised from the experiments' stores
     reloaded = load_runs(str(out))
     assert [[t['default'] for t in r['trials']] for r in reloaded] == [[t['default'] for t in r['trials']] for r in runs]
+
+
+# ---------------------------------------------------------------- offline comparison (nni.nas_benchmark.offline)
+def _synthetic_table():
+    from nni.nas_benchmark.space import CHOICES, architectures, arch_key
+    # additive in the choices' positions: the best architecture takes the first candidate of every choice
+    return {arch_key(s): 1.0 - 0.01 * sum(CHOICES[k].index(v) for k, v in s.items()) for s in architectures()}
+
+
+def test_architectures_and_keys():
+    from nni.nas_benchmark.space import architectures, arch_key
+    archs = architectures()
+    assert len(archs) == SPACE_SIZE and len({arch_key(s) for s in archs}) == SPACE_SIZE
+    assert arch_key({'hidden': 16, 'block2': 'conv3', 'block1': 'conv3', 'activation': 'relu', 'channels': 4}) == \
+        arch_key(archs[0])
+
+
+def test_harvest_and_load_table(tmp_path):
+    from nni.nas_benchmark import offline
+    sample = {'channels': 8, 'activation': 'tanh', 'block1': 'maxpool', 'block2': 'avgpool', 'hidden': 64}
+    results = tmp_path / 'results.json'
+    results.write_text(json.dumps({'config': {'epochs': 10}, 'runs': [{'trials': [
+        {'default': 0.93, 'sample': sample}, {'default': 0.93, 'sample': dict(sample)},
+        {'status': 'FAILED', 'sample': dict(sample, hidden=16)}]}]}))
+    table = tmp_path / 'table.jsonl'
+    assert offline.harvest(str(table), [str(results)], epochs=10) == 1
+    assert offline.harvest(str(table), [str(results)], epochs=10) == 0  # already there
+    assert offline.harvest(str(tmp_path / 'other.jsonl'), [str(results)], epochs=5) == 0  # other epochs: not comparable
+    assert list(offline.load_table(str(table)).values()) == [0.93]
+
+
+def test_fill_table_trains_as_the_trials_do(tmp_path):
+    from nni.nas_benchmark import offline
+    data = str(tmp_path / 'data.pt')  # random images in the digits' format (no scikit-learn import): 3 short trainings
+    g = torch.Generator().manual_seed(0)
+    torch.save((torch.rand(128, 1, 8, 8, generator=g), torch.randint(10, (128,), generator=g),
+                torch.rand(64, 1, 8, 8, generator=g), torch.randint(10, (64,), generator=g)), data)
+    table = tmp_path / 'table.jsonl'
+    assert offline.fill_table(str(table), data, epochs=1, limit=2) == 2
+    accuracies = offline.load_table(str(table))
+    assert len(accuracies) == 2 and all(0 < a <= 1 for a in accuracies.values())
+    first = json.loads(table.read_text().splitlines()[0])
+    assert offline._train_one((first[0], data, 1))[1] == first[1]  # deterministic per architecture
+    assert offline.fill_table(str(table), data, epochs=1, limit=1) == 1  # resumes with the next missing one
+    assert len(offline.load_table(str(table))) == 3
+
+
+def test_simulate_and_compare_on_a_synthetic_table():
+    from nni.nas_benchmark import offline
+    import nni.retiarii.strategy as strategy
+    table = _synthetic_table()
+    accuracies = offline.simulate(strategy.Random(dedup=True, seed=0), table, trials=12)
+    assert len(accuracies) == 12
+    config = NasBenchmarkConfig(strategies=['RegularizedEvolution', 'Random'], trials=30)
+    summary = offline.compare(config, table, seeds=3)
+    evo, rnd = summary['strategies']['RegularizedEvolution'], summary['strategies']['Random']
+    assert summary['table_best'] == 1.0 and len(evo['best_per_seed']) == 3
+    assert evo['mean_accuracy'] > rnd['mean_accuracy'] + 0.01  # evolution climbs the additive landscape (0.95 vs 0.93)
+    assert evo['wins_over_random'] in (0, 1)
+    assert '| RegularizedEvolution |' in offline.render_comparison(summary)
+    partial = dict(list(table.items())[:10])
+    with pytest.raises(ValueError, match='the accuracy table has 10 of 675 architectures; fill it first'):
+        offline.compare(config, partial, seeds=3)

@@ -123,3 +123,26 @@ def test_children_do_not_repeat_known_architectures():
         models = search(evo, counts=(3,) * 4, concurrency=1)
         assert len(models) == 40
         assert len({_arch(m) for m in models}) == 40
+
+
+def _distance(a, b):
+    return sum(x != y for x, y in zip(a, b))
+
+
+def test_children_stay_next_to_their_parent_when_neighbours_are_known():
+    counts = [3] * 4
+    parent = (0, 0, 0, 0)
+    neighbours = {parent[:i] + (v,) + parent[i + 1:] for i in range(4) for v in (1, 2)}
+    for seed in range(20):
+        evo = strategy.RegularizedEvolution(mutation_prob=0.0, seed=seed)
+        # every one-choice neighbour known: the child is two choices away, never further
+        assert _distance(evo._child(parent, counts, {parent} | neighbours), parent) == 2
+        # one neighbour left: found by the draws from the parent in most seeds (a draw hits it with p = 1/8)
+    hits = 0
+    for seed in range(40):
+        evo = strategy.RegularizedEvolution(mutation_prob=0.0, seed=seed)
+        left = sorted(neighbours)[seed % 8]
+        child = evo._child(parent, counts, {parent} | (neighbours - {left}))
+        assert _distance(child, parent) <= 2
+        hits += child == left
+    assert hits >= 25  # 1 - (7/8)^10 = 74 % expected

@@ -6,4 +6,5 @@ median final accuracy per strategy and the per-trial overhead over the model's o
 
 * :mod:`nni.nas_benchmark.space`: the model space and the trial function (imported by name in the trials).
 * :mod:`nni.nas_benchmark.bench`: the runner and the report.
+* :mod:`nni.nas_benchmark.offline`: the table of every architecture's accuracy and strategy comparisons on it.
 """

@@ -15,7 +15,8 @@ import nni
 import nni.retiarii.nn.pytorch as nn
 from nni.retiarii import model_wrapper
 
-__all__ = ['DigitsSearchSpace', 'SPACE_SIZE', 'fit', 'write_digits', 'process_start_time']
+__all__ = ['DigitsSearchSpace', 'CHOICES', 'SPACE_SIZE', 'architectures', 'arch_key', 'fit', 'train', 'write_digits',
+           'process_start_time']
 
 _BLOCKS = ('conv3', 'conv5', 'maxpool', 'avgpool', 'identity')
 
@@ -59,7 +60,22 @@ class DigitsSearchSpace(nn.Module):
         return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
 
 
+#: Every choice of the space, by label, in the space's order (the ``sample`` dicts trials receive use these values).
+CHOICES = {'channels': (4, 8, 16), 'activation': ('relu', 'tanh', 'sigmoid'), 'block1': _BLOCKS, 'block2': _BLOCKS,
+           'hidden': (16, 64, 128)}
 SPACE_SIZE = 3 * 3 * len(_BLOCKS) * len(_BLOCKS) * 3
+
+
+def architectures() -> list:
+    """All ``SPACE_SIZE`` architectures as sample dicts (``{'channels': 4, 'activation': 'relu', ...}``)."""
+    import itertools
+    return [dict(zip(CHOICES, values)) for values in itertools.product(*CHOICES.values())]
+
+
+def arch_key(sample: dict) -> str:
+    """A canonical string for an architecture (its sample as JSON with sorted keys)."""
+    import json
+    return json.dumps({label: sample[label] for label in CHOICES}, sort_keys=True)
 
 
 def write_digits(path: str, seed: int = 0, n_train: int = 1200) -> str:
@@ -90,22 +106,20 @@ def process_start_time() -> float:
         return float('nan')
 
 
-def fit(model_cls, data_path: str, epochs: int = 10, batch_size: int = 64, lr: float = 0.003, threads: int = 1) -> None:
-    """Train one sampled model with Adam; report validation accuracy per epoch and a final dict.
+def train(model_cls, data_path: str, epochs: int = 10, batch_size: int = 64, lr: float = 0.003,
+          on_epoch=None, on_start=None) -> float:
+    """Train ``model_cls()`` with Adam from seed 0 and return the final validation accuracy.
 
-    The final result is ``{'default': accuracy, 'train_s', 'setup_s', 'entry_s', 'process_start', 'fit_end'}``:
-    ``train_s`` is the model's own training time (the epochs, with their validation passes); ``setup_s`` loading the
-    data and building the model; ``entry_s`` the time from process start to this call (interpreter, imports,
-    evaluator load).
+    Deterministic per architecture (same data, seed and thread count give the same accuracy), which is what lets
+    :mod:`nni.nas_benchmark.offline` tabulate accuracies. ``on_start()`` is called when the data, the model and the
+    optimizer are ready, ``on_epoch(accuracy)`` after each epoch.
     """
-    entered = time.time()
-    started = process_start_time()
-    torch.set_num_threads(threads)  # trials run side by side: one core each
     torch.manual_seed(0)
     x_train, y_train, x_valid, y_valid = torch.load(data_path)
     model = model_cls()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    train_start = time.time()
+    if on_start is not None:
+        on_start()
     accuracy = 0.0
     for _ in range(epochs):
         model.train()
@@ -119,7 +133,26 @@ def fit(model_cls, data_path: str, epochs: int = 10, batch_size: int = 64, lr: f
         model.eval()
         with torch.no_grad():
             accuracy = (model(x_valid).argmax(1) == y_valid).float().mean().item()
-        nni.report_intermediate_result(accuracy)
+        if on_epoch is not None:
+            on_epoch(accuracy)
+    return accuracy
+
+
+def fit(model_cls, data_path: str, epochs: int = 10, batch_size: int = 64, lr: float = 0.003, threads: int = 1) -> None:
+    """Train one sampled model (:func:`train`); report validation accuracy per epoch and a final dict.
+
+    The final result is ``{'default': accuracy, 'train_s', 'setup_s', 'entry_s', 'process_start', 'fit_end'}``:
+    ``train_s`` is the model's own training time (the epochs, with their validation passes); ``setup_s`` loading the
+    data and building the model; ``entry_s`` the time from process start to this call (interpreter, imports,
+    evaluator load).
+    """
+    entered = time.time()
+    started = process_start_time()
+    torch.set_num_threads(threads)  # trials run side by side: one core each
+    marks = []
+    accuracy = train(model_cls, data_path, epochs, batch_size, lr, on_epoch=nni.report_intermediate_result,
+                     on_start=lambda: marks.append(time.time()))
     end = time.time()
+    train_start = marks[0]
     nni.report_final_result({'default': accuracy, 'train_s': end - train_start, 'setup_s': train_start - entered,
                              'entry_s': entered - started, 'process_start': started, 'fit_end': end})

@@ -27,6 +27,8 @@ class Individual(NamedTuple):
 
 #: Mutations tried before a child that duplicates a known architecture is accepted anyway (small spaces).
 MAX_DUPLICATE_DRAWS = 50
+#: Draws at each distance from the parent (one mutation, then two, ...) before a child is allowed further away.
+DRAWS_PER_DISTANCE = 10
 
 
 class RegularizedEvolution(BaseStrategy):
@@ -44,9 +46,9 @@ class RegularizedEvolution(BaseStrategy):
         sample_size: individuals in each tournament.
         mutation_prob: probability that each choice is re-drawn (to a different candidate). When no choice was
             re-drawn, one random choice is, so a child always differs from its parent (as in the paper). A child
-            that was already trained (or is training) is drawn again (further from the parent once its close
-            neighbours are all known), up to ``MAX_DUPLICATE_DRAWS`` times, so the trial budget goes to new
-            architectures rather than to re-measuring known ones.
+            that was already trained (or is training) is drawn again from the same parent (mutated twice once ten
+            draws found only known neighbours, and so on), up to ``MAX_DUPLICATE_DRAWS`` times, so the trial
+            budget goes to new architectures rather than to re-measuring known ones.
         on_failure: ``'ignore'``: a failed model (or one without a numeric metric) does not enter the population
             and does not count towards ``cycles`` (another model is tried instead); ``'worst'``: it enters the
             population with metric ``-inf`` (``+inf`` when minimizing) and counts.
@@ -94,6 +96,22 @@ class RegularizedEvolution(BaseStrategy):
             child[i] = self.rng.choice([v for v in range(counts[i]) if v != parent[i]])
         return tuple(child)
 
+    def _child(self, parent: Tuple[int, ...], counts: List[int], seen: set) -> Tuple[int, ...]:
+        """A mutation of ``parent`` that is not in ``seen``, as close to the parent as the known models allow.
+
+        Every draw starts from the parent: draws ``0..9`` mutate it once, draws ``10..19`` twice (a mutation of a
+        mutation), and so on, so a child is only moved further away once the parent's closer neighbours turned out
+        to be known. (Walking on from the last rejected draw instead drifts several choices away from the parent
+        after a few draws, and the children of a good parent are then hardly its neighbours.)"""
+        child = parent
+        for attempt in range(MAX_DUPLICATE_DRAWS):
+            child = parent
+            for _ in range(1 + attempt // DRAWS_PER_DISTANCE):
+                child = self._mutate(child, counts)
+            if child not in seen:
+                return child
+        return child
+
     def run(self, base_model: Model, applied_mutators: List[Mutator]) -> None:
         space = ChoiceSpace(base_model, applied_mutators)
         self.population = collections.deque()
@@ -140,12 +158,7 @@ class RegularizedEvolution(BaseStrategy):
                     for candidate in tournament[1:]:
                         if self._better(candidate, parent):
                             parent = candidate
-                    indices = self._mutate(parent.indices, space.counts)
-                    for attempt in range(MAX_DUPLICATE_DRAWS):
-                        if indices not in seen:
-                            break
-                        # the parent's close neighbours are known: walk further away from it
-                        indices = self._mutate(parent.indices if attempt < 10 else indices, space.counts)
+                    indices = self._child(parent.indices, space.counts, seen)
                 try:
                     model = space.build(base_model, indices)
                 except InvalidMutation as err:
