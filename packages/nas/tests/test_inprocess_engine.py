@@ -78,6 +78,28 @@ def test_trial_api_inside_a_worker():
     assert seen['trial_id'] == f'model_{model.model_id}'
 
 
+def test_every_model_gets_its_own_parameters_in_one_worker():
+    seen = {}
+
+    def fit(model_cls):
+        params = nni.get_next_parameter()
+        assert nni.get_next_parameter() is None  # not multi-phase: one set per trial
+        seen[nni.get_trial_id()] = (params, nni.trial.get_current_parameter())
+        nni.report_intermediate_result(1.0)
+        nni.report_final_result(2.0)
+
+    models = models_for(fit, n=3)
+    with InProcessExecutionEngine(concurrency=1) as engine:  # one thread runs all three
+        engine.submit_models(*models)
+        engine.wait_models(*models)
+    for model in models:
+        params, current = seen[f'model_{model.model_id}']
+        assert params == current == model.sample
+        assert model.intermediate_metrics == [1.0] and model.metric == 2.0
+    # the process's own trial state was not touched
+    assert nni.trial.get_current_parameter() is None
+
+
 def test_failure_and_missing_final_result():
     def fit(model_cls):
         x0, x1 = values(model_cls)

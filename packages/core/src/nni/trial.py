@@ -32,16 +32,34 @@ __all__ = [
 ]
 
 _lock = _thread.allocate_lock()
-_params: dict | None = None  # the current parameter record
-_param_index = -1  # index of the current record; -1 before the first get_next_parameter
-_intermediate_seq = 0
+
+
+class TrialState:
+    """What the trial API remembers of one trial: its current parameter record, that record's
+    index (-1 before the first :func:`get_next_parameter`) and the next intermediate sequence.
+
+    One per process; a channel that serves several trials in one process (the NAS in-process
+    engine's worker threads) carries its own as ``channel.trial_state``."""
+
+    __slots__ = ("params", "param_index", "intermediate_seq")
+
+    def __init__(self) -> None:
+        self.params: dict | None = None
+        self.param_index = -1
+        self.intermediate_seq = 0
+
+
+_process_state = TrialState()
+
+
+def _state(channel: Any) -> TrialState:
+    return getattr(channel, "trial_state", None) or _process_state
 
 
 def _reset() -> None:
     """Forget the state of this process's trial (for tests that run several trials in one process)."""
-    global _params, _param_index, _intermediate_seq
     with _lock:
-        _params, _param_index, _intermediate_seq = None, -1, 0
+        _process_state.__init__()
 
 
 def get_next_parameter() -> Any:
@@ -51,10 +69,10 @@ def get_next_parameter() -> Any:
     (``MULTI_PHASE=true``): a new set on each call, ``None`` when the tuner has no more.
     Standalone (no experiment): ``{}`` on the first call.
     """
-    global _params, _param_index
     channel = get_channel()
+    state = _state(channel)
     with _lock:
-        index = _param_index + 1
+        index = state.param_index + 1
         if index > 0 and not channel.env.multi_phase:
             return None
         if index > 0:
@@ -65,19 +83,20 @@ def get_next_parameter() -> Any:
             if record is None:
                 where = getattr(channel, "parameter_path", None) or getattr(channel, "root", "the manager")
                 raise RuntimeError(f"no parameters for trial {channel.env.trial_job_id!r} in {where}")
-        _param_index = index
+        state.param_index = index
         if record is None or record.get("parameters") is None:
             return None
-        _params = record
+        state.params = record
         return record["parameters"]
 
 
 def get_current_parameter(tag: str | None = None) -> Any:
     """The parameters of the last :func:`get_next_parameter` call (``None`` before it); with
     ``tag``, only the value of that hyper-parameter key."""
-    if _params is None:
+    record = _state(get_channel()).params
+    if record is None:
         return None
-    params = _params["parameters"]
+    params = record["parameters"]
     if tag is None:
         return params
     if not isinstance(params, dict) or tag not in params:
@@ -86,8 +105,9 @@ def get_current_parameter(tag: str | None = None) -> Any:
 
 
 def _parameter_id(channel: Any) -> Any:
-    if _params is not None:
-        return _params.get("parameter_id")
+    params = _state(channel).params
+    if params is not None:
+        return params.get("parameter_id")
     record = channel.get_parameter(0)
     return record.get("parameter_id") if record else None
 
@@ -99,12 +119,12 @@ def report_intermediate_result(metric: Any) -> None:
         metric: any JSON-serializable value; built-in algorithms need a number or a dict
             with a numeric ``'default'`` key.
     """
-    global _intermediate_seq
     value = dump_metric_value(metric)
     channel = get_channel()
+    state = _state(channel)
     with _lock:
-        record = make_metric_record(_parameter_id(channel), get_trial_id(), "PERIODICAL", _intermediate_seq, value)
-        _intermediate_seq += 1
+        record = make_metric_record(_parameter_id(channel), get_trial_id(), "PERIODICAL", state.intermediate_seq, value)
+        state.intermediate_seq += 1
     channel.send_metric(record)
 
 

@@ -103,12 +103,10 @@ def fill_table(path: str, data_path: str, epochs: int = 10, workers: int = 1, li
 
 def _lookup_evaluator(table: Dict[str, float]):
     import nni
-    import nni.trial
     from nni.retiarii.evaluator import FunctionalEvaluator
 
     def look_up(model_cls) -> None:
-        # the worker thread's channel holds this model's sample (nni.get_next_parameter() answers once per process)
-        sample = nni.trial.get_channel().get_parameter(0)['parameters']
+        sample = nni.get_next_parameter()  # in the in-process engine: this model's sample
         key = arch_key(sample)
         if key not in table:
             raise KeyError(f'architecture {key} is not in the accuracy table; fill it first (--fill-table)')

@@ -67,9 +67,11 @@ class _ModelChannel:
 
     def __init__(self, model: Model, sequence: int):
         from nni.runtime.env_vars import TrialEnv
+        from nni.trial import TrialState
 
         self.model = model
         self.final_reported = False
+        self.trial_state = TrialState()  # each model is its own trial for nni.get_next_parameter()
         self.env = TrialEnv(platform='inprocess', exp_id='inprocess', trial_job_id=f'model_{model.model_id}',
                             sequence_id=str(sequence), sys_dir=None, output_dir=None, multi_phase=False,
                             manager_url=None, manager_token=None)
