@@ -343,7 +343,8 @@ async def run_connected_runner(address: str, runner_id: str, single: bool = Fals
         writer.close()
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def runner_parser() -> argparse.ArgumentParser:
+    """The runner's command line (``main`` parses it; a Ray task reuses it to serve in-process)."""
     parser = argparse.ArgumentParser(prog="python -m nni.training_services.local.runner",
                                      description="NNI trial runner: JSON-line commands on stdin, events on stdout.")
     parser.add_argument("--single", action="store_true", help="run one trial, then exit (non-reuse mode)")
@@ -354,6 +355,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--runner-id", help="this runner's id, as the manager expects it (with --connect)")
     parser.add_argument("--connect-timeout", type=float, default=30.0,
                         help="seconds to keep retrying an unreachable manager (with --connect)")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = runner_parser()
     args = parser.parse_args(argv)
     if bool(args.connect) != bool(args.runner_id):
         parser.error("--connect and --runner-id go together")

@@ -26,7 +26,6 @@ a record reaches the manager well within 100 ms of being written, with no inotif
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import shlex
@@ -53,16 +52,15 @@ from nni.runtime.platform.local import PARAMETER_FILE, append_parameter_line
 from nni.runtime.trial_metrics import MetricRecordReader
 
 from .gpu import GpuInventory, GpuScheduler, parse_gpu_indices
+from .guardian import TOKEN_VAR as GUARDIAN_TOKEN_VAR  # a stdlib-only module, also run as a script
 from .zygote import CLIENT_PATH, ZYGOTE_MODULES, zygote_argv
 
 _logger = logging.getLogger("nni.training_services.local")
 
 STDERR_TAIL_BYTES = 4096
 UNKNOWN_EXIT = -255
-MANAGER_DIED_FILE = "manager_died"  # in <trial>/.nni/: written by the guardian when the lifeline breaks
 LIFELINE_GRACE = 3  # seconds between SIGTERM and SIGKILL once the manager is gone
 GUARDIAN_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guardian.py")
-GUARDIAN_TOKEN_VAR = "NNI_LOCAL_GUARDIAN"  # = guardian.TOKEN_VAR (guardian.py is run as a script)
 
 # What makes bash do more than run argv: operators, redirections, expansions, quoting escapes,
 # comments. A command with none of these (quotes allowed) is split like bash would split it.
@@ -635,14 +633,7 @@ class LocalTrainingService(TrainingService):
         try:
             err_fd = os.open(os.path.join(trial_dir, "stderr"), flags, 0o644)
             try:
-                try:
-                    run.process = await _spawn_trial(argv[0], argv[1:], full_env, code_dir, out_fd, err_fd)
-                except OSError as err:
-                    if argv[0] == "/bin/bash" or err.errno != errno.ENOEXEC:
-                        raise
-                    # an executable text file without "#!": bash runs it as a script; so do we
-                    command = run.spec.command or self.context.trial_command
-                    run.process = await _spawn_trial("/bin/bash", ["/bin/bash", "-c", command], full_env, code_dir, out_fd, err_fd)
+                run.process = await _spawn_trial(argv[0], argv[1:], full_env, code_dir, out_fd, err_fd)
             finally:
                 os.close(err_fd)
         except OSError as err:

@@ -62,20 +62,21 @@ def run_runner_task(argv: list, env: dict, module: str) -> dict:
     Defined in ``__main__`` when the driver runs, so Ray ships it by value: the Ray nodes need
     nni-core and nni-ts-local (the runner), not this package.
     """
-    import argparse
     import socket
     import threading
 
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--connect", required=True)
-    parser.add_argument("--runner-id", required=True)
-    parser.add_argument("--single", action="store_true")
-    parser.add_argument("--connect-timeout", type=float, default=30.0)
-    try:
-        args, rest = parser.parse_known_args(argv)
-    except SystemExit:
-        args, rest = None, argv
-    if args is None or rest or module != "nni.training_services.local.runner" or threading.current_thread() is not threading.main_thread():
+    args = None
+    if module == "nni.training_services.local.runner" and threading.current_thread() is threading.main_thread():
+        from nni.training_services.local.runner import runner_parser
+
+        try:
+            args, rest = runner_parser().parse_known_args(argv)
+        except SystemExit:  # arguments the runner refuses: its own process says so
+            args, rest = None, argv
+        # only what run_connected_runner serves: --connect/--runner-id [--single] [--connect-timeout]
+        if args is not None and (rest or not (args.connect and args.runner_id) or args.log_file):
+            args = None
+    if args is None:
         return _runner_subprocess(argv, env, module)
 
     import asyncio
