@@ -391,10 +391,8 @@ class FeatureGradientSelector(FeatureSelector, SelectorMixin, BaseEstimator):
         unit_scores = np.bincount(group_index, weights=mask, minlength=n_groups) / np.bincount(group_index)
         if dropped:
             # eliminated units rank below every survivor, later eliminations above earlier ones
-            ranks = np.empty(len(dropped))
-            ranks[:] = -1.0 - np.arange(len(dropped))[::-1]
             unit_scores = unit_scores.copy()
-            unit_scores[dropped] = ranks
+            unit_scores[dropped] = -1.0 - np.arange(len(dropped))[::-1]
         self.eliminated_ = dropped
         self.selected_features_ = self._select(unit_scores, group_index)
         return self
