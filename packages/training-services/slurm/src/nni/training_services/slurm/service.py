@@ -486,8 +486,10 @@ class SlurmTrainingService(RunnerPool):
         runners = [r for r in self._runners.values() if r.job_id and not r.ended]
         if not runners and not self._live_jobs:
             return
-        jobs = await self.commands.squeue({*self._live_jobs, *(r.job_id for r in runners)})  # type: ignore[misc]
-        self._live_jobs = {j for j in self._live_jobs if j in jobs and jobs[j].active}
+        asked = {*self._live_jobs, *(r.job_id for r in runners)}
+        jobs = await self.commands.squeue(asked)  # type: ignore[arg-type]
+        # a job submitted while squeue ran was not asked about: it stays live (stop waits for it)
+        self._live_jobs = {j for j in self._live_jobs if j not in asked or (j in jobs and jobs[j].active)}
         for r in runners:
             job = jobs.get(r.job_id)  # type: ignore[arg-type]
             if job is not None:
