@@ -417,7 +417,18 @@ class RayTrainingService(TrainingService):
             r.state = "gone"
             return
         if not self._stopping and r.state != "gone":
-            self._runner_lost(r, await client.closed)
+            reason = await client.closed
+            # Ray kills a dead driver's tasks, so a runner's socket may close before the driver's
+            # exit is seen: give it a moment, and let the driver's exit name the cause
+            driver = self._driver
+            if driver is not None and driver.returncode is None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(driver.wait()), 1.0)
+                    await asyncio.sleep(0)  # the driver's own watcher handles its runners first
+                except asyncio.TimeoutError:
+                    pass
+            if not self._stopping and r.state != "gone":
+                self._runner_lost(r, reason)
 
     def _on_state(self, r: _Runner, detail: TrialJobDetail, event: StateEvent) -> None:
         if detail.status.is_final:
