@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${NNI_VENV:-$(pwd)/.venv}
 [ -x "$VENV/bin/python" ] || bash tools/setup.sh
+# current bytecode (see tools/setup.sh): the tests start hundreds of manager and trial processes
+"$VENV/bin/python" -m compileall -q -j 0 packages/*/src packages/training-services/*/src >/dev/null || true
 DIRS=()
 while read -r p; do
   case "$p" in ''|'#'*) continue;; esac

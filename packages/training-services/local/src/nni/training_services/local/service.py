@@ -340,6 +340,7 @@ class LocalTrainingService(TrainingService):
         self._argv_cache: dict[tuple, list[str]] = {}
         # marks this service's trials for its guardian (services may share a trials folder)
         self._guardian_token = f"{os.getpid()}-{os.urandom(6).hex()}"
+        self._base_environ: Optional[dict[bytes, bytes]] = None  # see _trial_environ
 
     # ----- lifecycle -----
 
@@ -357,6 +358,7 @@ class LocalTrainingService(TrainingService):
 
     async def start(self) -> None:
         self._trials_dir.mkdir(parents=True, exist_ok=True)
+        self._base_environ = None  # trials get the environment of the latest start
         if self._lifeline is None:
             read_fd, write_fd = os.pipe()  # both ends close-on-exec: only trials get the read end
             os.set_inheritable(read_fd, True)
@@ -503,6 +505,23 @@ class LocalTrainingService(TrainingService):
         env.update({k: str(v) for k, v in (run.spec.env or {}).items()})
         return env
 
+    def _trial_environ(self, env: dict) -> dict[bytes, bytes]:
+        """The trial's whole environment: the manager's (as it was at :meth:`start`), ``env``,
+        the guardian's token, and ``PATH`` led by this Python's folder (also set in ``env``).
+
+        Bytes from a copy kept since :meth:`start`: copying and encoding ``os.environ`` anew
+        cost the manager ~1.5 ms of CPU per trial."""
+        if self._base_environ is None:
+            self._base_environ = dict(os.environb)
+            self._base_environ[os.fsencode(GUARDIAN_TOKEN_VAR)] = os.fsencode(self._guardian_token)
+        full = self._base_environ.copy()
+        for k, v in env.items():
+            full[os.fsencode(k)] = os.fsencode(v)
+        path = env["PATH"] if "PATH" in env else os.fsdecode(self._base_environ.get(b"PATH", b""))
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + path
+        full[b"PATH"] = os.fsencode(env["PATH"])
+        return full
+
     def _start_guardian(self) -> None:
         """The process that stops this service's trials when its process dies (see .guardian)."""
         try:
@@ -615,10 +634,7 @@ class LocalTrainingService(TrainingService):
         env = self._environment(run, gpu_number)
         detail.gpu_indices = run.gpus
         code_dir = run.spec.code_directory or self.context.trial_code_directory
-        full_env = os.environ.copy()
-        full_env.update(env)
-        full_env[GUARDIAN_TOKEN_VAR] = self._guardian_token
-        env["PATH"] = full_env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + full_env.get("PATH", "")
+        full_env = self._trial_environ(env)
         # os-level calls, not pathlib: this runs once per trial on the manager's loop
         _write_file(os.path.join(trial_dir, "run.sh"), self._script(run, env, code_dir))
         stdout = os.path.join(trial_dir, "stdout")
