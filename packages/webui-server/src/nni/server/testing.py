@@ -96,9 +96,9 @@ def synthetic_experiment(
             metrics.append((tid, str(i), "FINAL", 0, json.dumps(data), t1))
     conn = store.db.connection()
     with store.db.atomic():
-        conn.executemany(
-            "INSERT INTO trial (trial_id, sequence_id, status, parameter, parameter_id, submit_time, start_time, end_time,"
-            " message, working_directory, counted, generation, source) VALUES (?,?,?,?,?,?,?,?,?,?,1,0,'algorithm')",
+        conn.executemany(  # rowid = sequence id, as ExperimentStore.add_trial writes it
+            "INSERT INTO trial (rowid, trial_id, sequence_id, status, parameter, parameter_id, submit_time, start_time, end_time,"
+            " message, working_directory, counted, generation, source) VALUES (?2,?1,?2,?,?,?,?,?,?,?,?,1,0,'algorithm')",
             trials,
         )
         conn.executemany("INSERT INTO trial_event (trial_id, event, timestamp, message) VALUES (?,?,?,?)", events)

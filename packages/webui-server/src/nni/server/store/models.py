@@ -79,6 +79,14 @@ def make_models(db: SqliteDatabase) -> SimpleNamespace:
         # The platform that ran the trial (local, remote ...; several in a hybrid experiment).
         # Added after the first release: see ExperimentStore._upgrade for older stores.
         platform = CharField(default="", constraints=[SQL("DEFAULT ''")])  # raw INSERTs leave it out
+        # What the web UI's trial list shows of the trial's metrics, kept by triggers on ``metric``
+        # (see ExperimentStore.TRIGGERS), so that the list is one scan of this table: the data of
+        # its last FINAL record and of its last PERIODICAL record, as JSON ready to embed (the
+        # record's text when it is JSON, else that text as a JSON string), and that record's
+        # sequence. Added after the first release, like ``platform``.
+        final_json = TextField(null=True)
+        latest_json = TextField(null=True)
+        latest_sequence = IntegerField(null=True)
 
         class Meta:
             table_name = "trial"
