@@ -32,3 +32,19 @@ def test_throughput_benchmark_keeps_per_trial_cost_near_the_spawn_floor(tmp_path
     assert r["done"] is True and r["trials"] == 150
     assert r["floor_cpu_ms_per_spawn"] > 0 and r["spawn_floor_s"] > 0
     assert r["cpu_ratio"] <= 2.3, r
+
+
+def test_stale_bytecode_names_modules_whose_cache_is_missing_or_older_than_the_source(tmp_path, monkeypatch):
+    import compileall
+    import os
+
+    from nni.engine_benchmark.bench import stale_bytecode
+
+    for name in ("fresh_mod", "stale_mod", "never_mod"):
+        (tmp_path / f"{name}.py").write_text("X = 1\n")
+    compileall.compile_file(str(tmp_path / "fresh_mod.py"), quiet=1)
+    compileall.compile_file(str(tmp_path / "stale_mod.py"), quiet=1)
+    later = os.path.getmtime(tmp_path / "stale_mod.py") + 10
+    os.utime(tmp_path / "stale_mod.py", (later, later))  # edited after it was compiled
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert stale_bytecode(("fresh_mod", "stale_mod", "never_mod")) == ["stale_mod", "never_mod"]

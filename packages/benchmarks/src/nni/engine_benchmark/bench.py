@@ -177,13 +177,58 @@ def spawn_floor_seconds(n: int, concurrency: int) -> float:
     return time.perf_counter() - t0
 
 
-def bench_throughput(trials: int = 1000, concurrency: int = 8) -> dict:
+#: What an instant trial imports from nni (see NOOP_TRIAL).
+TRIAL_MODULES = ("nni", "nni.trial", "nni.runtime.platform", "nni.runtime.platform.local", "nni.runtime.env_vars",
+                 "nni.runtime.trial_metrics", "nni.runtime.json_lite")
+
+
+def stale_bytecode(modules: tuple = TRIAL_MODULES) -> list[str]:
+    """The modules whose cached bytecode is missing or older than their source. With
+    ``PYTHONDONTWRITEBYTECODE`` set, each trial process compiles them again (~5 ms for
+    ``nni.trial``), which a pip-installed wheel never does: ``tools/setup.sh`` compiles them."""
+    import importlib.util
+
+    out = []
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        source = getattr(spec, "origin", None) if spec else None
+        if not source or not source.endswith(".py"):
+            continue
+        cached = importlib.util.cache_from_source(source)
+        if not os.path.exists(cached) or os.path.getmtime(cached) < os.path.getmtime(source):
+            out.append(name)
+    return out
+
+
+def trial_files_ms(folder: Path, n: int = 200) -> float:
+    """Median CPU milliseconds of creating one trial's files in ``folder`` (two folders, four
+    files, one link: what the local service and the trial write). A file system slows this down
+    for a few minutes after many files were deleted (ext4 skips recently freed inodes), as
+    after another benchmark run: the report gives it beside the ratio."""
+    times = []
+    for i in range(n):
+        trial = folder / f"files{i:04d}"
+        c0 = time.process_time()
+        os.mkdir(trial)
+        os.mkdir(trial / ".nni")
+        for name in ("parameter.cfg", "run.sh", "stdout", ".nni/metrics"):
+            (trial / name).write_bytes(b"x" * 200)
+        os.link(trial / "stdout", trial / "trial.log")
+        times.append((time.process_time() - c0) * 1000)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def bench_throughput(trials: int = 1000, concurrency: int = 8, workdir: str | None = None) -> dict:
     """``trials`` instant trials (read parameters, report a final result) at ``concurrency``
     through ``Experiment.run()``, against the spawn floor measured in the same run (half
-    before, half after, so that a change of machine load hits both alike)."""
-    with tempfile.TemporaryDirectory() as tmp:
+    before, half after, so that a change of machine load hits both alike); the experiment in
+    a new folder under ``workdir`` (default: the system's temporary folder)."""
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         workdir = Path(tmp)
         os.environ.setdefault("NNI_EXPERIMENTS_DIR", str(workdir / "experiments"))
+        (workdir / "files").mkdir()
+        files_ms = trial_files_ms(workdir / "files")
         c0 = _cpu_children()
         floor = spawn_floor_seconds(trials // 2, concurrency)
         floor_cpu = _cpu_children() - c0
@@ -228,6 +273,9 @@ def bench_throughput(trials: int = 1000, concurrency: int = 8) -> dict:
         "cpu_ms_per_trial": round(run_cpu * 1000 / trials, 2),
         "floor_cpu_ms_per_spawn": round(floor_cpu * 1000 / trials, 2),
         "cpu_ratio": round(run_cpu / floor_cpu, 3),
+        "trial_files_cpu_ms": round(files_ms, 3),
+        "stale_bytecode": stale_bytecode(),
+        "workdir": str(Path(tmp).parent),
         "cpus": os.cpu_count(),
         "load_average": round(os.getloadavg()[0], 2),
     }
