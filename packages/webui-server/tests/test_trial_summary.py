@@ -45,6 +45,9 @@ def test_list_from_the_summary_equals_the_list_joined_from_metric(tmp_path):
     assert cols["latestData"] == [json.dumps({"default": 0.5, "acc": 0.7}), None, None, None, None]
     assert cols["latestSequence"] == [1, 0, 3, None, None]
     assert cols["startTime"][0] == 2000 and cols["endTime"][2] == 3000 and cols["endTime"][0] is None
+    details = json.loads(store.trial_details_json(3))["columns"]
+    assert details["trialJobId"] == ["d3", "e4"] and details["workingDirectory"] == ["/t/d3", "/t/e4"]
+    assert details["hyperParameter"] == [{"parameter_id": 3, "parameters": {"x": 3}}, {"parameter_id": 4, "parameters": {"x": 4}}]
     store.close()
 
 
@@ -66,6 +69,8 @@ def test_trials_written_by_raw_sql_out_of_order_are_listed_by_sequence(tmp_path)
     assert table["columns"]["trialJobId"] == ["r0", "r1", "r2", "r3"]
     assert table["columns"]["finalData"] == [None, 0.5, None, None]
     assert table == json.loads(store._trial_table_json_joined())
+    details = json.loads(store.trial_details_json(1))
+    assert details["offset"] == 1 and details["columns"]["trialJobId"] == ["r1", "r2", "r3"]
     store.close()
 
 

@@ -540,14 +540,17 @@ class ExperimentStore:
         :data:`TRIAL_DETAILS_COLUMNS`. ``hyperParameter`` is the dispatcher's parameter record,
         as JSON when it is valid JSON, else its text. A trial's details do not change, so a
         client asks only for the trials it has not seen (``offset`` = how many it has)."""
-        sql = (
-            "SELECT json_object('offset', ?, 'columns', json_object("
-            "'trialJobId', json_group_array(trial_id),"
-            " 'hyperParameter', json_group_array(CASE WHEN json_valid(parameter) THEN json(parameter) ELSE parameter END),"
-            " 'workingDirectory', json_group_array(working_directory)))"
-            " FROM (SELECT trial_id, parameter, working_directory FROM trial ORDER BY sequence_id LIMIT -1 OFFSET ?)"
-        )
-        return self.db.execute_sql(sql, [offset, offset]).fetchone()[0]
+        # a JSON record is embedded as it is (checked, not parsed and re-encoded: half the time)
+        order = "rowid" if self._rowid_is_sequence() else "sequence_id"
+        ids, parameters, folders = self.db.execute_sql(
+            "SELECT json_group_array(trial_id),"
+            " group_concat(CASE WHEN json_valid(parameter) THEN parameter ELSE json_quote(parameter) END, ','),"
+            " json_group_array(working_directory)"
+            f" FROM (SELECT trial_id, parameter, working_directory FROM trial ORDER BY {order} LIMIT -1 OFFSET ?)",
+            [offset],
+        ).fetchone()
+        return "".join(['{"offset":', str(offset), ',"columns":{"trialJobId":', ids, ',"hyperParameter":[',
+                        parameters or "", '],"workingDirectory":', folders, "}}"])
 
     def trial_job(self, trial_id: str) -> Optional[dict]:
         row = self.trial_row(trial_id)
