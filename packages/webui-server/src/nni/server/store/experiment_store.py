@@ -73,13 +73,13 @@ class ExperimentStore:
     #: Keep the trial's ``final_json`` / ``latest_json`` / ``latest_sequence`` (see the model) for
     #: every metric insert, whoever writes it; a record inserted later has a larger id, so the
     #: last one written is the one :meth:`metric_data` lists last.
-    TRIGGERS = (
-        "CREATE TRIGGER IF NOT EXISTS metric_final_json AFTER INSERT ON metric WHEN NEW.type = 'FINAL' BEGIN"
+    TRIGGERS = {
+        "metric_final_json": "AFTER INSERT ON metric WHEN NEW.type = 'FINAL' BEGIN"
         f" UPDATE trial SET final_json = {_EMBED.format('NEW.data')} WHERE trial_id = NEW.trial_id; END",
-        "CREATE TRIGGER IF NOT EXISTS metric_latest_json AFTER INSERT ON metric WHEN NEW.type = 'PERIODICAL' BEGIN"
+        "metric_latest_json": "AFTER INSERT ON metric WHEN NEW.type = 'PERIODICAL' BEGIN"
         f" UPDATE trial SET latest_json = {_EMBED.format('NEW.data')}, latest_sequence = NEW.sequence"
         " WHERE trial_id = NEW.trial_id; END",
-    )
+    }
 
     def _upgrade(self) -> None:
         """Open a store written by an older version: add the trial columns it lacks and fill the
@@ -95,11 +95,14 @@ class ExperimentStore:
             for name in missing:
                 self.m.Trial._meta.remove_field(name)
             return
+        triggers = {row[0] for row in self.db.execute_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()}
+        if not missing and set(self.TRIGGERS) <= triggers:
+            return  # nothing to write: opening a current store takes no write lock
         with self.db.atomic():
             for name in missing:
                 self.db.execute_sql(f"ALTER TABLE trial ADD COLUMN {name} {self._ADDED_TRIAL_COLUMNS[name]}")
-            for sql in self.TRIGGERS:
-                self.db.execute_sql(sql)
+            for name, sql in self.TRIGGERS.items():
+                self.db.execute_sql(f"CREATE TRIGGER IF NOT EXISTS {name} {sql}")
             if "final_json" in missing:  # once: the records written before the triggers existed
                 last = "(SELECT m.{col} FROM metric m WHERE m.trial_id = trial.trial_id AND m.type = '{type}' ORDER BY m.id DESC LIMIT 1)"
                 self.db.execute_sql(
