@@ -174,3 +174,32 @@ def test_submit_to_fails_a_never_satisfiable_trial_and_leaves_a_lost_one_for_req
     detail = ts.get_trial_job("big")
     assert detail.status == TrialJobStatus.FAILED and detail.message == "machine m1: needs 8 GPUs, 1 here"
     assert ts.get_trial_job("lost").status == TrialJobStatus.WAITING and ts._backlog == ["lost"]
+
+
+def test_a_trial_cancelled_while_handed_over_frees_its_runner(context):
+    """Cancelled in the same tick as its submit, before the runner has it: the pool marks it
+    cancelled and cancels it on the runner once handed over; the runner's report of that end
+    must free the runner, or the next trial would wait for it forever."""
+    async def main():
+        ts = PipePool({}, context, size=1)
+        await ts.start()
+        client = ts.runners[0].client
+        submit = client.submit
+
+        async def slow_submit(spec):  # the hand-over is still on its way when the cancel comes
+            await asyncio.sleep(0.3)
+            return await submit(spec)
+
+        client.submit = slow_submit
+        try:
+            await ts.submit(TrialSpec("raced", 0, _trial("sleep")))
+            await ts.cancel("raced")
+            assert ts.get_trial_job("raced").status == TrialJobStatus.USER_CANCELED
+            await ts.submit(TrialSpec("next", 1, _trial("ok")))
+            await collect_until_final(ts, {"next"}, 30)
+        finally:
+            await ts.stop()
+        return ts
+
+    ts = asyncio.run(main())
+    assert ts.get_trial_job("next").status == TrialJobStatus.SUCCEEDED

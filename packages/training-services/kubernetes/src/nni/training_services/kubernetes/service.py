@@ -508,7 +508,8 @@ class KubernetesTrainingService(RunnerPool):
     async def _on_runner_state(self, env: _Env, detail: TrialJobDetail, event: StateEvent) -> None:
         self._set_status(detail, event.status, event.message, event.exit_code, event.time)
         if event.status.is_final:
-            env.trial = None
+            if env.trial == detail.id:
+                env.trial = None
             await self._call(self._copy_output, detail.id)
             if env.single:
                 await self._delete_job(env)

@@ -80,6 +80,7 @@ class RunnerPool(TrainingService):
         self._owner: dict[str, Any] = {}
         self._backlog: list[str] = []
         self._cancelling: set[str] = set()
+        self._handing_over: set[str] = set()  # given to a runner that has not taken it yet
         self._tasks: set[asyncio.Task] = set()
         self._started = False
         self._stopping = False
@@ -159,6 +160,9 @@ class RunnerPool(TrainingService):
             return
         if await self._cancel_unstarted(trial_id, final):
             return
+        if trial_id in self._handing_over:  # the runner may not know it yet: _submit_to cancels it there
+            self._set_status(detail, final)
+            return
         client = self._client_of(trial_id)
         if client is None:
             return
@@ -210,7 +214,9 @@ class RunnerPool(TrainingService):
             runner = self._idle_runner(self._backlog[0])
             if runner is None:
                 break
-            self._hand_over(runner, self._backlog.pop(0))
+            trial_id = self._backlog.pop(0)
+            self._handing_over.add(trial_id)  # until _submit_to has the runner's answer
+            self._hand_over(runner, trial_id)
         self._launch_for_backlog()
 
     async def _submit_to(self, client: RunnerClient, trial_id: str, where: str) -> Union[TrialJobDetail, Exception]:
@@ -220,6 +226,7 @@ class RunnerPool(TrainingService):
         runner error or ``OSError``: the trial is untouched (the platform re-queues it or not).
         A trial cancelled while it was being handed over is cancelled on the runner."""
         detail = self._trials[trial_id]
+        self._handing_over.add(trial_id)
         try:
             remote = await client.submit(self._specs[trial_id])
         except RequestNeverSatisfiable as err:
@@ -227,7 +234,9 @@ class RunnerPool(TrainingService):
             return err
         except (*RUNNER_ERRORS, OSError) as err:
             return err
-        if detail.status.is_final:  # cancelled while being handed over
+        finally:
+            self._handing_over.discard(trial_id)
+        if detail.status.is_final:  # cancelled while being handed over (see cancel)
             try:
                 await client.cancel(trial_id, status=detail.status)
             except (KeyError, *RUNNER_ERRORS):
@@ -247,7 +256,8 @@ class RunnerPool(TrainingService):
         """Forward a runner's events until its stream ends; returns why it ended.
 
         Metrics are emitted, WAITING events go to :meth:`_runner_waiting`, other states of
-        unfinished trials to :meth:`_on_runner_state`."""
+        unfinished trials and final states of any trial to :meth:`_on_runner_state` (which
+        must free the runner on a final state; ``_set_status`` ignores a finished trial)."""
         async for event in client.events():
             detail = self._trials.get(event.trial_id)
             if detail is None:
@@ -256,6 +266,12 @@ class RunnerPool(TrainingService):
                 self._emit(event)
                 continue
             if detail.status.is_final:
+                # its end on the runner: a trial cancelled while it was handed over (or one the
+                # manager ended first) frees its runner too; the state is final already
+                if event.status.is_final:
+                    result = self._on_runner_state(owner, detail, event)
+                    if asyncio.iscoroutine(result):
+                        await result
                 continue
             if event.status == TrialJobStatus.WAITING:
                 self._runner_waiting(detail, event.message)

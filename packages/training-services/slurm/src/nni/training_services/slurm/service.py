@@ -378,6 +378,9 @@ class SlurmTrainingService(RunnerPool):
         if not event.status.is_final:
             self._set_status(detail, event.status, event.message, event.exit_code, event.time)
             return
+        if detail.status.is_final:  # ended here first (cancelled while handed over): free the runner
+            self._trial_done(runner, detail.id)
+            return
         asked = detail.id in self._cancelling or self._stopping
         if event.status in (TrialJobStatus.SUCCEEDED, TrialJobStatus.EARLY_STOPPED, TrialJobStatus.USER_CANCELED) or asked:
             self._finish(runner, detail, event)
