@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from nni.runtime.runner_listener import ListenError
 from nni.runtime.training_service import ExperimentContext, RequestNeverSatisfiable
 from nni.training_services.ray import RayPlatformError, RayTrainingService, trials_that_fit
 from nni.training_services.ray.service import _is_loopback
@@ -58,9 +59,10 @@ def test_missing_ray_is_one_line_with_the_install_command(tmp_path, monkeypatch)
 
 def test_a_manager_ip_not_of_this_machine_fails_in_one_line_at_start(tmp_path):
     ts = RayTrainingService({"platform": "ray", "nniManagerIp": "203.0.113.7"}, _ctx(tmp_path))
-    with pytest.raises(RayPlatformError) as info:  # not this machine's address: nothing starts
+    with pytest.raises(ListenError) as info:  # not this machine's address: nothing starts
         asyncio.run(ts.start())
-    assert str(info.value).startswith("trainingService.nniManagerIp: cannot listen on 203.0.113.7")
+    assert str(info.value).startswith("trainingService.nniManagerIp: cannot listen") and "203.0.113.7" in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("address, loopback", [("127.0.0.1:6379", True), ("localhost:1", True), ("ray://127.0.0.5:10001", True),
@@ -116,3 +118,29 @@ def test_arguments_the_task_body_does_not_know_run_the_runner_as_a_process():
     out = run_runner_task(["--connect", "127.0.0.1:1", "--runner-id", "r3", "--connect-timeout", "0", "--log-level", "DEBUG"],
                           {"NNI_RUNNER_TOKEN": "t"}, "nni.training_services.local.runner")
     assert out["rc"] == 3 and "cannot reach the manager at 127.0.0.1:1" in out["stderr"]
+
+
+def test_trials_wait_in_the_backlog_until_start_and_are_cancelled_or_stopped_there(tmp_path):
+    from nni.runtime.training_service import StateEvent, TrialJobStatus, TrialSpec
+
+    ts = RayTrainingService({"platform": "ray"}, _ctx(tmp_path, gpus=1))
+
+    async def main():
+        a = await ts.submit(TrialSpec("a", 0, "{}", gpu_number=1))
+        await ts.submit(TrialSpec("b", 1, "{}"))
+        assert a.status == TrialJobStatus.WAITING and a.working_directory == str(tmp_path / "exp" / "trials" / "a")
+        assert (tmp_path / "exp" / "trials" / "a").is_dir()
+        assert ts._specs["a"].gpu_number is None  # Ray gives the GPUs; the runner must not pick any
+        with pytest.raises(KeyError):  # no runner has it
+            await ts.send_parameter("a", "{}")
+        await ts.cancel("a")
+        await ts.cancel("a")  # a final trial: nothing happens
+        await ts.stop()
+        with pytest.raises(RuntimeError, match="^the Ray training service is stopping$"):
+            await ts.submit(TrialSpec("c", 2, "{}"))
+        return ts.get_nowait()
+
+    events = [e for e in asyncio.run(main()) if isinstance(e, StateEvent)]
+    assert [(e.trial_id, e.status) for e in events] == [("a", TrialJobStatus.USER_CANCELED), ("b", TrialJobStatus.SYS_CANCELED)]
+    assert events[1].message == "experiment stopped before the trial started" and not events[1].requeue
+    assert ts.runners_started == 0

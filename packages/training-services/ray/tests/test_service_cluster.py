@@ -213,3 +213,44 @@ def test_a_dead_driver_requeues_the_trials_and_is_restarted(tmp_path, ray_env):
     assert final.status == TrialJobStatus.SUCCEEDED
     assert not _runners(ctx.experiment_id)
     assert not processes_with_env(f"NNI_EXP_ID={ctx.experiment_id}")
+
+
+def test_cancel_early_stop_and_send_parameter_reach_the_trial_on_its_runner(tmp_path, ray_env):
+    ctx = _context(tmp_path)
+    ts = RayTrainingService({"platform": "ray", "address": ray_env.address, "numCpusPerTrial": 1}, ctx)
+    running, final = TrialJobStatus.RUNNING, {}
+
+    async def main():
+        await ts.start()
+        events = ts.events()
+
+        async def next_state(trial_id):
+            """The trial's next RUNNING or final status."""
+            async for ev in events:
+                if isinstance(ev, StateEvent) and ev.trial_id == trial_id and (ev.status.is_final or ev.status == running):
+                    return ev.status
+
+        await ts.submit(TrialSpec("c0000", 0, _param(0, 120)))
+        assert await asyncio.wait_for(next_state("c0000"), 120) == running
+        await ts.send_parameter("c0000", _param(9, 0))  # the runner writes it where the trial reads it
+        assert '"x": 9' in (Path(ctx.experiment_dir) / "trials" / "c0000" / "parameter.cfg").read_text()
+        await ts.cancel("c0000")
+        final["c0000"] = await asyncio.wait_for(next_state("c0000"), 60)
+        await ts.send_parameter("c0000", _param(10, 0))  # a final trial: ignored
+        await ts.cancel("c0000")
+        await ts.submit(TrialSpec("c0001", 1, _param(1, 120)))
+        assert await asyncio.wait_for(next_state("c0001"), 60) == running
+        await ts.cancel("c0001", early_stopped=True)
+        final["c0001"] = await asyncio.wait_for(next_state("c0001"), 60)
+        await ts.submit(TrialSpec("c0002", 2, _param(2, 0.1)))
+        while "c0002" not in final or not final["c0002"].is_final:
+            final["c0002"] = await asyncio.wait_for(next_state("c0002"), 60)
+        started = ts.runners_started
+        await ts.stop()
+        return started
+
+    started = asyncio.run(asyncio.wait_for(main(), 240))
+    assert final == {"c0000": TrialJobStatus.USER_CANCELED, "c0001": TrialJobStatus.EARLY_STOPPED, "c0002": TrialJobStatus.SUCCEEDED}
+    assert started == 1  # reuse: the runner of a cancelled trial takes the next one
+    assert not _runners(ctx.experiment_id)
+    assert not processes_with_env(f"NNI_EXP_ID={ctx.experiment_id}")

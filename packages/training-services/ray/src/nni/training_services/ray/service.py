@@ -45,19 +45,17 @@ import sys
 from typing import Any, Optional
 
 from nni.runtime import runner_protocol as rp
-from nni.runtime.runner_client import RunnerClient, RunnerConnectionLost, RunnerError, RunnerTimeout
+from nni.runtime.runner_client import RunnerClient
 from nni.runtime.runner_listener import RunnerListener
 from nni.runtime.training_service import (
     ExperimentContext,
-    MetricEvent,
     RequestNeverSatisfiable,
     StateEvent,
-    TrainingService,
     TrialJobDetail,
     TrialJobStatus,
     TrialSpec,
-    now_ms,
 )
+from nni.training_services.local.runner_pool import RUNNER_ERRORS, RunnerPool
 
 from .config import RayConfig
 
@@ -111,8 +109,11 @@ class _Runner:
     host: str = ""
 
 
-class RayTrainingService(TrainingService):
+class RayTrainingService(RunnerPool):
     """Runs trials as Ray tasks (``platform: ray``).
+
+    The backlog, hand-over, cancel, send_parameter and stop are :class:`RunnerPool`'s; a runner
+    is a Ray task (:class:`_Runner`), launched through the driver while the cluster has room.
 
     Args:
         config: canonical ``trainingService`` mapping (see :class:`~.config.RayConfig`).
@@ -121,7 +122,6 @@ class RayTrainingService(TrainingService):
     """
 
     platform = "ray"
-    is_multi_phase_job_supported = True
     config_class = RayConfig
 
     def __init__(self, config: dict, context: ExperimentContext, python: str = sys.executable) -> None:
@@ -148,11 +148,6 @@ class RayTrainingService(TrainingService):
         self._runner_seq = 0
         self._start_failures = 0
         self._last_failure = ""
-        self._specs: dict[str, TrialSpec] = {}
-        self._backlog: list[str] = []
-        self._tasks: set[asyncio.Task] = set()
-        self._started = False
-        self._stopping = False
 
     # ----- lifecycle -----
 
@@ -178,11 +173,8 @@ class RayTrainingService(TrainingService):
         if self._started:
             return
         host = self.config.get("nniManagerIp") or "127.0.0.1"
-        self._listener = RunnerListener(host=host)
-        try:
-            await self._listener.start()
-        except OSError as err:
-            raise RayPlatformError(f"trainingService.nniManagerIp: cannot listen on {host} for the Ray runners ({err}); give an address of this machine") from None
+        self._listener = RunnerListener(host=host, field="trainingService.nniManagerIp")
+        await self._listener.start()  # ListenError: one line naming the field
         try:
             await self._start_driver()
         except BaseException:
@@ -329,22 +321,14 @@ class RayTrainingService(TrainingService):
             _logger.warning("Ray nodes lost: %s; %s trial(s) fit now", ", ".join(msg["lost"]), self._capacity)
         self._dispatch()
 
-    async def stop(self) -> None:
-        self._stopping = True
-        for trial_id in list(self._backlog):
-            self._set_status(self._trials[trial_id], TrialJobStatus.SYS_CANCELED, "experiment stopped before the trial started")
-        self._backlog.clear()
+    async def _stop_runners(self) -> None:
+        """Stop every runner over its connection, then cancel what is left on the cluster (the
+        driver's shutdown) and stop listening, which ends the tasks waiting for a runner."""
         clients = [r.client for r in self._runners.values() if r.client is not None and r.state != "gone"]
         await asyncio.gather(*(c.stop(timeout=30) for c in clients), return_exceptions=True)
         await self._shutdown_driver()
         if self._listener is not None:
             await self._listener.close()
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        for detail in self._trials.values():  # a runner that vanished cannot report its trial's end
-            if not detail.status.is_final:
-                self._set_status(detail, TrialJobStatus.SYS_CANCELED, "experiment stopped")
-        self._end_events()
 
     async def _shutdown_driver(self) -> None:
         proc = self._driver
@@ -394,7 +378,7 @@ class RayTrainingService(TrainingService):
         context = dataclasses.replace(self.context, trial_gpu_number=None, shared_storage=None)
         try:
             info = await client.hello(context, platform="ray")
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError, ValueError) as err:
+        except (*RUNNER_ERRORS, ValueError) as err:
             await client.aclose()
             self._runner_failed(r, f"the runner did not start: {err}")
             return
@@ -405,19 +389,11 @@ class RayTrainingService(TrainingService):
         self._dispatch()
 
     async def _pump(self, r: _Runner, client: RunnerClient) -> None:
-        async for event in client.events():
-            detail = self._trials.get(event.trial_id)
-            if detail is None:
-                continue
-            if isinstance(event, MetricEvent):
-                self._emit(event)
-                continue
-            self._on_state(r, detail, event)
+        reason = await self._forward(r, client)
         if r.state == "retiring":  # non-reuse: its one trial is over
             r.state = "gone"
             return
         if not self._stopping and r.state != "gone":
-            reason = await client.closed
             # Ray kills a dead driver's tasks, so a runner's socket may close before the driver's
             # exit is seen: give it a moment, and let the driver's exit name the cause
             driver = self._driver
@@ -430,14 +406,7 @@ class RayTrainingService(TrainingService):
             if not self._stopping and r.state != "gone":
                 self._runner_lost(r, reason)
 
-    def _on_state(self, r: _Runner, detail: TrialJobDetail, event: StateEvent) -> None:
-        if detail.status.is_final:
-            return
-        if event.status == TrialJobStatus.WAITING:
-            if detail.message != event.message:
-                detail.message = event.message
-                self._emit(event)
-            return
+    def _on_runner_state(self, r: _Runner, detail: TrialJobDetail, event: StateEvent) -> None:
         self._set_status(detail, event.status, event.message, event.exit_code, event.time)
         if event.status.is_final and r.trial == detail.id:
             r.trial = None
@@ -493,41 +462,39 @@ class RayTrainingService(TrainingService):
         if trial_id is not None and not self._trials[trial_id].status.is_final:
             where = f" on {r.host}" if r.host else ""
             _logger.warning("Ray runner %s%s lost (%s); trial %s runs again", r.id, where, why, trial_id)
-            self._set_status(self._trials[trial_id], TrialJobStatus.SYS_CANCELED,
-                             f"the Ray task running the trial{where} was lost ({why})", requeue=True)
+            self._requeue(self._trials[trial_id], f"the Ray task running the trial{where} was lost ({why})")
         self._dispatch()
 
-    # ----- trials -----
+    # ----- trials (the pool's hooks) -----
 
     async def submit(self, spec: TrialSpec) -> TrialJobDetail:
         if self._stopping:
             raise RuntimeError("the Ray training service is stopping")
-        trial_dir = os.path.join(self.context.experiment_dir, "trials", spec.trial_id)
-        os.makedirs(trial_dir, exist_ok=True)
-        detail = TrialJobDetail(id=spec.trial_id, status=TrialJobStatus.WAITING, sequence_id=spec.sequence_id,
-                                submit_time=now_ms(), working_directory=trial_dir)
-        self._trials[spec.trial_id] = detail
+        return await super().submit(spec)
+
+    def _trial_spec(self, spec: TrialSpec) -> TrialSpec:
         # the runner must not GPU-schedule (Ray did): gpu_number None keeps Ray's CUDA_VISIBLE_DEVICES
-        self._specs[spec.trial_id] = dataclasses.replace(spec, gpu_number=None)
-        self._backlog.append(spec.trial_id)
-        self._dispatch()
-        return detail
+        return dataclasses.replace(spec, gpu_number=None)
 
     def _live(self) -> list[_Runner]:
         return [r for r in self._runners.values() if r.state in ("launching", "idle", "busy")]
 
-    def _dispatch(self) -> None:
-        """Hand waiting trials to idle runners; start runners for the rest while the cluster has room."""
-        if not self._started or self._stopping or self._driver is None or self._driver.returncode is not None:
-            return
-        for r in list(self._runners.values()):
-            if not self._backlog:
-                break
-            if r.state == "idle":
-                trial_id = self._backlog.pop(0)
-                r.state, r.trial = "busy", trial_id
-                self._spawn(self._hand_over(r, trial_id))
-        if not self._backlog:
+    def _driver_up(self) -> bool:
+        return self._driver is not None and self._driver.returncode is None
+
+    def _idle_runner(self, trial_id: str) -> Optional[_Runner]:
+        if not self._driver_up():
+            return None
+        return next((r for r in self._runners.values() if r.state == "idle"), None)
+
+    def _hand_over(self, r: _Runner, trial_id: str) -> None:
+        r.state, r.trial = "busy", trial_id
+        self._owner[trial_id] = r
+        self._spawn(self._send(r, trial_id))
+
+    def _launch_for_backlog(self) -> None:
+        """Start runners for the waiting trials while the cluster has room; say why they wait."""
+        if not self._backlog or not self._driver_up():
             return
         live = self._live()
         launching = sum(1 for r in live if r.state == "launching")
@@ -537,65 +504,37 @@ class RayTrainingService(TrainingService):
         for _ in range(max(0, room)):
             self._launch_runner()
         if self._capacity is not None and len(self._live()) >= self._capacity and launching == 0:
-            why = f"waiting for a free Ray runner (the cluster fits {self._capacity} trial(s) at once)"
+            self._note_waiting(f"waiting for a free Ray runner (the cluster fits {self._capacity} trial(s) at once)")
         else:
-            why = "waiting for Ray to start a runner task"
-        for trial_id in self._backlog:
-            detail = self._trials[trial_id]
-            if detail.message != why:
-                detail.message = why
-                self._emit(StateEvent(trial_id, TrialJobStatus.WAITING, now_ms(), why))
+            self._note_waiting("waiting for Ray to start a runner task")
 
-    async def _hand_over(self, r: _Runner, trial_id: str) -> None:
-        detail = self._trials[trial_id]
+    async def _send(self, r: _Runner, trial_id: str) -> None:
         client = r.client
         assert client is not None
         try:
-            remote = await client.submit(self._specs[trial_id])
-        except RequestNeverSatisfiable as err:
+            result = await self._submit_to(client, trial_id, f"Ray runner on {r.host}")
+        except ValueError as err:  # the runner refused the spec: as if it were no good
+            result = err
+        if isinstance(result, RequestNeverSatisfiable):  # the trial is FAILED
             r.trial, r.state = None, "idle" if r.state == "busy" else r.state
-            self._set_status(detail, TrialJobStatus.FAILED, f"Ray runner on {r.host}: {err}")
             self._dispatch()
-            return
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError, ValueError, OSError) as err:
+        elif isinstance(result, Exception):
             # not started: back to the front of the queue; the runner is no good
             if r.trial == trial_id:
                 r.trial = None
-            if not detail.status.is_final:
-                self._backlog.insert(0, trial_id)
-            self._runner_lost(r, f"submit failed: {err}")
-            return
-        detail.url = f"ray://{r.host}{remote.working_directory}"
-        if detail.status.is_final:  # cancelled while being handed over
-            await client.cancel(trial_id, status=detail.status)
+            self._owner.pop(trial_id, None)
+            self._requeue_first(trial_id)
+            self._runner_lost(r, f"submit failed: {result}")
+        else:
+            self._trials[trial_id].url = f"ray://{r.host}{result.working_directory}"
 
-    async def cancel(self, trial_id: str, early_stopped: bool = False, status: Optional[TrialJobStatus] = None) -> None:
-        final = TrialJobStatus.EARLY_STOPPED if early_stopped else (status or TrialJobStatus.USER_CANCELED)
-        detail = self._trials.get(trial_id)
-        if detail is None or detail.status.is_final:
-            return
-        if trial_id in self._backlog:
-            self._backlog.remove(trial_id)
-            self._set_status(detail, final)
-            return
-        r = next((x for x in self._runners.values() if x.trial == trial_id), None)
-        if r is None or r.client is None:
-            return
-        try:
-            await r.client.cancel(trial_id, early_stopped=early_stopped, status=status)
-        except KeyError:  # not registered there yet: _hand_over cancels it once it is
-            self._set_status(detail, final)
-        except (RunnerConnectionLost, RunnerTimeout, RunnerError) as err:
-            _logger.warning("Trial %s: cancel on Ray runner %s failed: %s", trial_id, r.id, err)
+    def _client_of(self, trial_id: str) -> Optional[RunnerClient]:
+        r = self._owner.get(trial_id)
+        return r.client if r is not None and r.trial == trial_id else None
 
-    async def send_parameter(self, trial_id: str, parameter: str) -> None:
-        detail = self._trials[trial_id]
-        if detail.status.is_final:
-            return
-        r = next((x for x in self._runners.values() if x.trial == trial_id), None)
-        if r is None or r.client is None:
-            raise KeyError(trial_id)
-        await r.client.send_parameter(trial_id, parameter)
+    def _where(self, trial_id: str) -> str:
+        r = self._owner.get(trial_id)
+        return f"Ray runner {r.id}" if r is not None else "?"
 
     # ----- helpers -----
 
@@ -607,9 +546,3 @@ class RayTrainingService(TrainingService):
     def runner_count(self) -> int:
         """Runners alive now (starting, idle or running a trial)."""
         return len(self._live())
-
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
