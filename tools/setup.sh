@@ -12,12 +12,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV"
   "$PY" -m venv "$VENV"
 fi
-# Bytecode of every package, current: editable installs never compile it, and with
-# PYTHONDONTWRITEBYTECODE set (CI images often set it) every process, every trial included,
-# would recompile each changed module at each import (~5 ms for nni.trial alone). Fast when current.
-compile_bytecode() {
-  "$VENV/bin/python" -m compileall -q -j 0 packages/*/src packages/training-services/*/src >/dev/null || true
-}
+compile_bytecode() { NNI_VENV="$VENV" bash tools/compile-bytecode.sh; }
 STAMP="$VENV/.nni-setup-stamp"
 HASH=$(cat tools/constraints.txt tools/packages.txt tools/dev-requirements.txt pyproject.toml \
         $(sed -e '/^#/d' tools/packages.txt | sed 's|$|/pyproject.toml|') | sha256sum | cut -d' ' -f1)

@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${NNI_VENV:-$(pwd)/.venv}
 [ -x "$VENV/bin/python" ] || bash tools/setup.sh
-# current bytecode (see tools/setup.sh): the tests start hundreds of manager and trial processes
-"$VENV/bin/python" -m compileall -q -j 0 packages/*/src packages/training-services/*/src >/dev/null || true
+# the tests start hundreds of manager and trial processes
+NNI_VENV="$VENV" bash tools/compile-bytecode.sh
 DIRS=()
 while read -r p; do
   case "$p" in ''|'#'*) continue;; esac

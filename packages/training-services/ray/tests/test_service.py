@@ -136,7 +136,7 @@ def test_trials_wait_in_the_backlog_until_start_and_are_cancelled_or_stopped_the
         await ts.cancel("a")
         await ts.cancel("a")  # a final trial: nothing happens
         await ts.stop()
-        with pytest.raises(RuntimeError, match="^the Ray training service is stopping$"):
+        with pytest.raises(RuntimeError, match="^the ray training service is stopping$"):
             await ts.submit(TrialSpec("c", 2, "{}"))
         return ts.get_nowait()
 

@@ -463,10 +463,16 @@ class ExperimentStore:
         return "[" + ",".join(out) + "]"
 
     #: Columns of :meth:`trial_table_json`, in order.
-    TRIAL_TABLE_COLUMNS = (
-        "trialJobId", "sequenceId", "status", "startTime", "endTime", "message", "platform",
-        "finalData", "latestData", "latestSequence",
+    #: Each column of :meth:`trial_table_json`: (name, SQL of its value, whether that value is
+    #: JSON already: numbers, NULL and the JSON the TRIGGERS keep; else text to quote).
+    _TRIAL_TABLE_SQL = (
+        ("trialJobId", "trial_id", False), ("sequenceId", "sequence_id", True), ("status", "status", False),
+        ("startTime", "start_time", True), ("endTime", "end_time", True), ("message", "message", False),
+        ("platform", "platform", False), ("finalData", "final_json", True),
+        ("latestData", "CASE WHEN final_json IS NULL THEN latest_json END", True),
+        ("latestSequence", "latest_sequence", True),
     )
+    TRIAL_TABLE_COLUMNS = tuple(name for name, _, _ in _TRIAL_TABLE_SQL)
     #: Columns of :meth:`trial_details_json`, in order.
     TRIAL_DETAILS_COLUMNS = ("trialJobId", "hyperParameter", "workingDirectory")
 
@@ -486,27 +492,19 @@ class ExperimentStore:
         """
         if not self._trial_summary:
             return self._trial_table_json_joined()
-        # The data columns are JSON already (kept by TRIGGERS): SQLite joins them as they are
-        # instead of parsing and re-encoding each; Python puts the ten columns together in one
-        # copy (a chain of SQL ``||`` copied the growing text ten times).
-        # (name, SQL of the column's JSON array; None: the comma-joined values of the expression)
-        columns = [
-            ("trialJobId", "json_group_array(trial_id)", None), ("sequenceId", None, "sequence_id"),
-            ("status", "json_group_array(status)", None), ("startTime", None, "start_time"),
-            ("endTime", None, "end_time"), ("message", "json_group_array(message)", None),
-            ("platform", "json_group_array(platform)", None), ("finalData", None, "final_json"),
-            ("latestData", None, "CASE WHEN final_json IS NULL THEN latest_json END"),
-            ("latestSequence", None, "latest_sequence"),
-        ]
-        select = ", ".join(array or f"group_concat(coalesce({values}, 'null'), ',')" for _, array, values in columns)
+        # JSON values (the data columns, kept by TRIGGERS) are joined as they are instead of
+        # parsed and re-encoded; Python puts the columns together in one copy (a chain of SQL
+        # ``||`` copied the growing text ten times).
+        select = ", ".join(f"group_concat(coalesce({sql}, 'null'), ',')" if is_json else f"json_group_array({sql})"
+                           for _, sql, is_json in self._TRIAL_TABLE_SQL)
         # rowid order is sequence order for trials the manager added (see add_trial): a scan,
         # where the sequence_id index costs a B-tree descent per trial; checked on every call
         order = "rowid" if self._rowid_is_sequence() else "sequence_id"
         row = self.db.execute_sql(f"SELECT count(*), {select} FROM (SELECT * FROM trial ORDER BY {order})").fetchone()
         parts = ['{"total":', str(row[0]), ',"columns":{']
-        for k, (name, array, _) in enumerate(columns):
+        for k, (name, _, is_json) in enumerate(self._TRIAL_TABLE_SQL):
             parts += [',"' if k else '"', name, '":']
-            parts += [row[k + 1]] if array else ["[", row[k + 1] or "", "]"]
+            parts += ["[", row[k + 1] or "", "]"] if is_json else [row[k + 1]]
         parts.append("}}")
         return "".join(parts)
 

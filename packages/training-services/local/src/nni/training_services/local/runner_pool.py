@@ -226,8 +226,7 @@ class RunnerPool(TrainingService):
         runner error or ``OSError``: the trial is untouched (the platform re-queues it or not).
         A trial cancelled while it was being handed over is cancelled on the runner."""
         detail = self._trials[trial_id]
-        self._handing_over.add(trial_id)
-        try:
+        try:  # _dispatch marked it as being handed over
             remote = await client.submit(self._specs[trial_id])
         except RequestNeverSatisfiable as err:
             self._set_status(detail, TrialJobStatus.FAILED, f"{where}: {err}")

@@ -467,11 +467,6 @@ class RayTrainingService(RunnerPool):
 
     # ----- trials (the pool's hooks) -----
 
-    async def submit(self, spec: TrialSpec) -> TrialJobDetail:
-        if self._stopping:
-            raise RuntimeError("the Ray training service is stopping")
-        return await super().submit(spec)
-
     def _trial_spec(self, spec: TrialSpec) -> TrialSpec:
         # the runner must not GPU-schedule (Ray did): gpu_number None keeps Ray's CUDA_VISIBLE_DEVICES
         return dataclasses.replace(spec, gpu_number=None)
